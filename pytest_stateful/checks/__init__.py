@@ -1,0 +1,38 @@
+"""One module per guarantee, each with the same shape: GUARANTEE, KINDS and check(timeline, subject)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import ModuleType
+
+from pytest_stateful.checks import (
+    ordered_creation,
+    ordered_rolling_update,
+    ordered_termination,
+    pod_dns,
+    stable_identity,
+    stable_storage,
+)
+from pytest_stateful.checks.verdict import Subject, Verdict, Violation
+from pytest_stateful.timeline import Timeline
+
+MODULES: tuple[ModuleType, ...] = (
+    ordered_creation,
+    ordered_termination,
+    ordered_rolling_update,
+    stable_identity,
+    pod_dns,
+    stable_storage,
+)
+CHECKS: dict[str, Callable[[Timeline, Subject], Verdict]] = {m.GUARANTEE: m.check for m in MODULES}
+GUARANTEES: tuple[str, ...] = tuple(CHECKS)
+
+__all__ = ["CHECKS", "GUARANTEES", "Subject", "Verdict", "Violation", "run_check"]
+
+
+def run_check(guarantee: str, timeline: Timeline, subject: Subject) -> Verdict:
+    try:
+        check = CHECKS[guarantee]
+    except KeyError:
+        raise ValueError(f"unknown guarantee {guarantee!r}; known: {', '.join(GUARANTEES)}") from None
+    return check(timeline, subject)

@@ -1,0 +1,61 @@
+"""Replay a timeline in order, keeping the state the cluster was in before each entry."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from pytest_stateful.timeline import POD, STEP, STS, Entry, Timeline, ordinal_of
+
+
+@dataclass
+class State:
+    """What was true just before the entry being looked at."""
+
+    sts: Entry | None = None
+    pods: dict[int, Entry] = field(default_factory=dict)  # live pod per ordinal, latest entry
+    steps: dict[str, Entry] = field(default_factory=dict)  # steps begun and not yet ended
+
+    def ready(self, ordinal: int) -> bool:
+        pod = self.pods.get(ordinal)
+        return pod is not None and bool(pod.get("ready")) and not pod.get("deleting")
+
+    def ordinals(self) -> range:
+        """The ordinals the StatefulSet's spec asks for right now."""
+        if self.sts is None:
+            return range(0)
+        start = int(self.sts.get("ordinals_start", 0))
+        return range(start, start + int(self.sts.get("replicas", 0)))
+
+
+def replay(timeline: Timeline, sts_name: str) -> Iterator[tuple[Entry, State]]:
+    """Yield (entry, state before it) for each entry about this StatefulSet, its pods and steps."""
+    state = State()
+    for e in timeline.entries:
+        if e.kind == STS and e.name != sts_name:
+            continue
+        ordinal = ordinal_of(e.name, sts_name) if e.kind == POD else None
+        if e.kind == POD and ordinal is None:
+            continue
+        yield e, state
+        if e.kind == STS:
+            state.sts = None if e.type == "DELETED" else e
+        elif e.kind == POD and ordinal is not None:
+            if e.type == "DELETED":
+                if state.pods.get(ordinal) is not None and state.pods[ordinal].uid == e.uid:
+                    del state.pods[ordinal]
+            else:
+                state.pods[ordinal] = e
+        elif e.kind == STEP:
+            if e.type == "begin":
+                state.steps[e.name] = e
+            else:
+                state.steps.pop(e.name, None)
+
+
+def is_creation(e: Entry, state: State) -> bool:
+    """A pod entry that starts a new pod object (a new UID for that ordinal)."""
+    if e.kind != POD or e.type == "DELETED":
+        return False
+    ordinal = next(iter([k for k, p in state.pods.items() if p.name == e.name]), None)
+    return ordinal is None or state.pods[ordinal].uid != e.uid

@@ -1,0 +1,123 @@
+"""What a check returns: a verdict with the evidence a person needs to act on it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pytest_stateful.timeline import Entry, Timeline, format_table
+
+Status = Literal["passed", "failed", "incomplete"]
+NodeStatus = Literal["passed", "failed", "not available"]
+
+# Rows of context shown on each side of a violation.
+CONTEXT_ROWS = 4
+
+
+@dataclass(frozen=True)
+class Subject:
+    """What a check judges: one StatefulSet in one namespace."""
+
+    statefulset: str
+    namespace: str
+    cluster_domain: str = "cluster.local"
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One broken promise: a sentence, and the entry where it shows."""
+
+    message: str
+    at: Entry | None = None
+
+
+@dataclass
+class Verdict:
+    guarantee: str
+    status: Status
+    summary: str
+    fidelity: str = "api"
+    node: NodeStatus = "not available"
+    violations: list[Violation] = field(default_factory=list)
+    diagnosis: list[str] = field(default_factory=list)
+    timings: dict[str, Any] = field(default_factory=dict)
+    evidence: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+    def explain(self) -> str:
+        """The multi-line failure text: guarantee, violation, timeline slice, diagnosis."""
+        lines = [f"{self.guarantee}: {self.status.upper()} ({self.fidelity} level) - {self.summary}"]
+        for v in self.violations[:10]:
+            lines.append(f"  - {v.message}")
+        if len(self.violations) > 10:
+            lines.append(f"  ... and {len(self.violations) - 10} more")
+        if self.diagnosis:
+            lines.append("diagnosis:")
+            lines += [f"  * {d}" for d in self.diagnosis]
+        if self.evidence:
+            lines.append("timeline around the first violation:")
+            lines += ["  " + row for row in self.evidence.splitlines()]
+        lines.append(f"node-level evidence: {self.node}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "guarantee": self.guarantee,
+            "status": self.status,
+            "summary": self.summary,
+            "fidelity": self.fidelity,
+            "node": self.node,
+            "violations": [{"message": v.message, "seq": v.at.seq if v.at else None} for v in self.violations],
+            "diagnosis": list(self.diagnosis),
+            "timings": dict(self.timings),
+        }
+
+
+def judged(
+    guarantee: str,
+    timeline: Timeline,
+    violations: Sequence[Violation],
+    ok_summary: str,
+    diagnosis: Sequence[str] = (),
+    timings: dict[str, Any] | None = None,
+    kinds: Sequence[str] = (),
+) -> Verdict:
+    """The common tail of every check: passed, or failed with the first violation's slice."""
+    if not violations and not diagnosis:
+        return Verdict(guarantee, "passed", ok_summary, timings=dict(timings or {}))
+    first = next((v for v in violations if v.at is not None), None)
+    evidence = evidence_around(timeline, first.at, kinds) if first and first.at else ""
+    summary = violations[0].message if violations else diagnosis[0]
+    return Verdict(
+        guarantee,
+        "failed",
+        summary,
+        violations=list(violations),
+        diagnosis=list(diagnosis),
+        timings=dict(timings or {}),
+        evidence=evidence,
+    )
+
+
+def incomplete(guarantee: str, timeline: Timeline, kind: str) -> Verdict | None:
+    """A check that needs every event of `kind` cannot pass over a gap in the record."""
+    gaps = timeline.gaps(kind)
+    if not gaps:
+        return None
+    return Verdict(
+        guarantee,
+        "incomplete",
+        f"incomplete record: {kind} events were lost ({gaps[0].get('reason')}); the guarantee cannot be judged",
+        evidence=format_table(gaps),
+    )
+
+
+def evidence_around(timeline: Timeline, at: Entry, kinds: Sequence[str] = ()) -> str:
+    wanted = [e for e in timeline.entries if not kinds or e.kind in kinds or e.seq == at.seq]
+    idx = next((i for i, e in enumerate(wanted) if e.seq == at.seq), 0)
+    lo, hi = max(0, idx - CONTEXT_ROWS), idx + CONTEXT_ROWS + 1
+    return format_table(wanted[lo:hi], mark=at)

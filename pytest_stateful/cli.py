@@ -1,0 +1,69 @@
+"""`pytest-stateful cluster build|up|down|status|env`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from pytest_stateful.cluster.build import Builder, BuildError, cache_dir, components
+from pytest_stateful.cluster.local import ClusterError, LocalCluster, LocalClusterConfig
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pytest-stateful", description=__doc__)
+    sub = parser.add_subparsers(dest="group", required=True)
+    cluster = sub.add_parser("cluster", help="the local cluster (no Docker needed)")
+    verbs = cluster.add_subparsers(dest="verb", required=True)
+
+    build = verbs.add_parser("build", help=f"build the pinned upstream programs into {cache_dir()}/bin")
+    build.add_argument("--helm", action="store_true", help="also build helm")
+    build.add_argument("--kubelet", action="store_true", help="also build the kubelet (real-node mode)")
+
+    up = verbs.add_parser("up", help="start the local cluster (idempotent)")
+    LocalClusterConfig.add_arguments(up)
+    for name, text in (
+        ("down", "stop the local cluster and remove its state (the build cache stays)"),
+        ("status", "say what runs"),
+        ("env", "print shell exports: KUBECONFIG, PYTEST_STATEFUL_DNS"),
+    ):
+        verbs.add_parser(name, help=text)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.verb == "build":
+            Builder(cache_dir()).build_all(components(with_kubelet=args.kubelet, with_helm=args.helm))
+            return 0
+        if args.verb == "up":
+            cluster = LocalCluster(LocalClusterConfig.from_arguments(args))
+            cluster.up(log=_log)
+            print(cluster.env_text(), end="")
+            return 0
+        cluster = LocalCluster.current()
+        if args.verb == "down":
+            cluster.down(log=_log)
+        elif args.verb == "status":
+            print(cluster.status_text(), end="")
+            return 0 if cluster.is_up() else 3
+        elif args.verb == "env":
+            if not cluster.is_up():
+                raise ClusterError("the local cluster is not running: start it with `pytest-stateful cluster up`")
+            print(cluster.env_text(), end="")
+        return 0
+    except (BuildError, ClusterError) as exc:
+        print(f"pytest-stateful: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("pytest-stateful: interrupted", file=sys.stderr)
+        return 130
+
+
+def _log(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,445 @@
+"""The local cluster: upstream control plane under kwokctl's binary runtime, CoreDNS beside it.
+
+Nothing here is a stand-in: etcd, kube-apiserver, kube-controller-manager,
+kube-scheduler, kwok-controller and CoreDNS are the upstream programs built by
+`pytest-stateful cluster build`. Everything binds to 127.0.0.1; simulated nodes
+advertise 127.0.0.1 too, so nothing ever connects to a made-up address.
+State lives under `<cache>/run/<name>` and is removed by `down`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pytest_stateful.cluster.build import KUBERNETES_VERSION, Builder, cache_dir, components
+from pytest_stateful.cluster.stages import build_stages
+
+Log = Callable[[str], None]
+DEFAULT_NAME = "pytest-stateful"
+UNREADY_LABEL = "pytest-stateful.io/unready"
+STORAGE_CLASS = "standard"
+
+
+class ClusterError(RuntimeError):
+    """The cluster could not be brought to the asked state; the message says why in one line."""
+
+
+@dataclass(frozen=True)
+class LocalClusterConfig:
+    name: str = DEFAULT_NAME
+    nodes: int = 3
+    api_port: int = 16443
+    dns_port: int = 10053
+    ready_delay_ms: int = 300
+    timeout: float = 120.0
+
+    @staticmethod
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        d = LocalClusterConfig()
+        parser.add_argument("--nodes", type=int, default=d.nodes, help=f"simulated nodes (default {d.nodes})")
+        parser.add_argument("--api-port", type=int, default=d.api_port, help=f"API server port (default {d.api_port})")
+        parser.add_argument("--dns-port", type=int, default=d.dns_port, help=f"CoreDNS port (default {d.dns_port})")
+        parser.add_argument(
+            "--ready-delay-ms",
+            type=int,
+            default=d.ready_delay_ms,
+            help=f"how long a simulated pod takes to become Ready (default {d.ready_delay_ms})",
+        )
+        parser.add_argument("--timeout", type=float, default=d.timeout, help="seconds to wait for readiness")
+
+    @classmethod
+    def from_arguments(cls, args: argparse.Namespace) -> LocalClusterConfig:
+        return cls(
+            nodes=args.nodes,
+            api_port=args.api_port,
+            dns_port=args.dns_port,
+            ready_delay_ms=args.ready_delay_ms,
+            timeout=args.timeout,
+        )
+
+
+class LocalCluster:
+    def __init__(self, config: LocalClusterConfig | None = None, root: Path | None = None) -> None:
+        self.config = config or LocalClusterConfig()
+        self.root = root or cache_dir()
+
+    # -- where things are ---------------------------------------------------------------
+
+    @property
+    def run_dir(self) -> Path:
+        return self.root / "run" / self.config.name
+
+    @property
+    def kwok_workdir(self) -> Path:
+        return self.run_dir / "kwok"
+
+    @property
+    def cluster_dir(self) -> Path:
+        return self.kwok_workdir / "clusters" / self.config.name
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.cluster_dir / "kubeconfig.yaml"
+
+    @property
+    def context(self) -> str:
+        return f"kwok-{self.config.name}"
+
+    @property
+    def dns_address(self) -> str:
+        return f"127.0.0.1:{self.config.dns_port}"
+
+    @property
+    def _coredns_pidfile(self) -> Path:
+        return self.run_dir / "coredns.pid"
+
+    @classmethod
+    def current(cls, name: str = DEFAULT_NAME, root: Path | None = None) -> LocalCluster:
+        """The cluster as `up` left it (its settings are saved beside its state)."""
+        root = root or cache_dir()
+        saved = root / "run" / name / "config.json"
+        if saved.is_file():
+            raw = json.loads(saved.read_text())
+            known = {f.name for f in fields(LocalClusterConfig)}
+            return cls(LocalClusterConfig(**{k: v for k, v in raw.items() if k in known}), root)
+        return cls(LocalClusterConfig(name=name), root)
+
+    def _bin(self, binary: str) -> Path:
+        comp = next(c for c in components() if binary in c.binaries)
+        return comp.bin_dir(self.root) / binary
+
+    def binaries(self) -> dict[str, Path]:
+        """Every program the cluster runs; fails in one line when one is not built."""
+        builder = Builder(self.root)
+        paths = {b: self._bin(b) for c in components() for b in c.binaries}
+        missing = [str(p) for p in paths.values() if not p.is_file()]
+        if missing or not all(builder.is_built(c) for c in components()):
+            raise ClusterError(
+                f"{missing[0] if missing else 'a component'} is not built: run `pytest-stateful cluster build` first"
+            )
+        return paths
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    def is_up(self) -> bool:
+        return self._api_ready() and self._pid_alive(self._coredns_pidfile)
+
+    def up(self, log: Log = print) -> None:
+        if self.is_up():
+            log(f"[cluster] {self.config.name} is already up ({self.kubeconfig})")
+            return
+        started = time.monotonic()
+        binaries = self.binaries()
+        if self.run_dir.exists():
+            log(f"[cluster] removing the remains of an earlier {self.config.name}")
+            self.down(log=lambda _line: None)
+        for port, flag in ((self.config.api_port, "--api-port"), (self.config.dns_port, "--dns-port")):
+            if not _port_free(port):
+                raise ClusterError(
+                    f"port {port} on 127.0.0.1 is already in use: stop what holds it or choose another with {flag}"
+                )
+        try:
+            self.run_dir.mkdir(parents=True)
+            (self.run_dir / "config.json").write_text(json.dumps(asdict(self.config), indent=2) + "\n")
+            self._create(binaries, log)
+            self._start_coredns(binaries["coredns"], log)
+            self._wait_ready(log)
+        except BaseException:
+            self.down(log=lambda _line: None)
+            raise
+        log(f"[cluster] {self.config.name} is up in {time.monotonic() - started:.1f}s")
+
+    def down(self, log: Log = print) -> None:
+        stopped = []
+        if self._stop_pidfile(self._coredns_pidfile):
+            stopped.append("coredns")
+        if self.cluster_dir.exists():
+            # `--kubeconfig ""` is refused by delete; a path that does not exist leaves every file alone.
+            proc = self._kwokctl(
+                ["delete", "cluster", "--kubeconfig", str(self.run_dir / "no-kubeconfig")], check=False
+            )
+            if proc.returncode != 0:
+                log(f"[cluster] kwokctl delete cluster failed: {_last_line(proc.stdout + proc.stderr)}")
+            # kwokctl stops what its pid files name; make sure nothing it started survives.
+            for pidfile in (self.cluster_dir / "pids").glob("*.pid"):
+                if self._stop_pidfile(pidfile):
+                    stopped.append(pidfile.stem)
+            stopped.append("control plane")
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+        log(f"[cluster] {self.config.name} is down" + (f" (stopped {', '.join(stopped)})" if stopped else ""))
+
+    def status_text(self) -> str:
+        lines = [f"cluster {self.config.name}: {'up' if self.is_up() else 'down'}"]
+        pidfiles = [*sorted((self.cluster_dir / "pids").glob("*.pid")), self._coredns_pidfile]
+        for pidfile in pidfiles:
+            if pidfile.exists():
+                pid = pidfile.read_text().strip()
+                state = "running" if self._pid_alive(pidfile) else "not running"
+                lines.append(f"  {pidfile.stem:<24} pid {pid:<8} {state}")
+        if self.kubeconfig.exists():
+            lines.append(f"  kubeconfig {self.kubeconfig}")
+            lines.append(f"  dns        {self.dns_address}")
+        return "\n".join(lines) + "\n"
+
+    def env_text(self) -> str:
+        return f"export KUBECONFIG={self.kubeconfig}\nexport PYTEST_STATEFUL_DNS={self.dns_address}\n"
+
+    # -- steps of up ------------------------------------------------------------------
+
+    def _kwokctl(self, args: list[str], check: bool = True, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+        kwokctl = self._bin("kwokctl")
+        kube_bin = self._bin("kubectl").parent
+        env = dict(
+            os.environ,
+            KWOK_WORKDIR=str(self.kwok_workdir),
+            KWOK_KUBE_VERSION=KUBERNETES_VERSION,
+            # kwokctl looks kubectl up on PATH before it would download one: find ours first.
+            PATH=f"{kube_bin}{os.pathsep}{os.environ.get('PATH', '')}",
+        )
+        proc = subprocess.run(
+            [str(kwokctl), "--name", self.config.name, *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+        if check and proc.returncode != 0:
+            raise ClusterError(f"kwokctl {' '.join(args[:2])} failed: {_last_line(proc.stderr + proc.stdout)}")
+        return proc
+
+    def _create(self, binaries: dict[str, Path], log: Log) -> None:
+        config = self.run_dir / "kwokctl.yaml"
+        config.write_text(yaml.safe_dump_all(self._kwok_documents(binaries), sort_keys=False))
+        log("[cluster] starting etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok-controller")
+        self._kwokctl(
+            [
+                "create",
+                "cluster",
+                "--config",
+                str(config),
+                "--runtime",
+                "binary",
+                "--kubeconfig",
+                "",
+                "--wait",
+                f"{int(self.config.timeout)}s",
+            ],
+            timeout=self.config.timeout + 60,
+        )
+        log(f"[cluster] adding {self.config.nodes} simulated nodes")
+        self._kwokctl(
+            [
+                "scale",
+                "node",
+                "--replicas",
+                str(self.config.nodes),
+                "--param",
+                '.nodeIPs=["127.0.0.1"]',
+                "--param",
+                '.podCIDRs=["10.0.0.0/24"]',
+            ]
+        )
+        self._kubectl(["apply", "-f", "-"], stdin=yaml.safe_dump(_storage_class()))
+
+    def _kwok_documents(self, binaries: dict[str, Path]) -> list[dict[str, Any]]:
+        kwok = next(c for c in components() if c.name == "kwok")
+        module_dir = self.root / "go" / "mod" / f"{kwok.module}@{kwok.version}"
+        ctl = {
+            "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
+            "kind": "KwokctlConfiguration",
+            "options": {
+                "runtime": "binary",
+                "bindAddress": "127.0.0.1",
+                "kubeVersion": KUBERNETES_VERSION,
+                "kubeApiserverBinary": str(binaries["kube-apiserver"]),
+                "kubeControllerManagerBinary": str(binaries["kube-controller-manager"]),
+                "kubeSchedulerBinary": str(binaries["kube-scheduler"]),
+                "kubectlBinary": str(binaries["kubectl"]),
+                "kwokControllerBinary": str(binaries["kwok"]),
+                "etcdBinary": str(binaries["etcd"]),
+                "kubeApiserverPort": self.config.api_port,
+            },
+            "componentsPatches": [
+                {
+                    "name": "kube-controller-manager",
+                    "extraArgs": [{"key": "enable-hostpath-provisioner", "value": "true"}],
+                },
+                {
+                    # Simulated nodes advertise loopback: whatever talks to a "kubelet" stays here.
+                    "name": "kwok-controller",
+                    "extraArgs": [{"key": "node-ip", "value": "127.0.0.1", "override": True}],
+                },
+            ],
+        }
+        return [ctl, *build_stages(module_dir, self.config.ready_delay_ms, UNREADY_LABEL)]
+
+    def _kubectl(self, args: list[str], stdin: str | None = None) -> str:
+        kubectl = self._bin("kubectl")
+        proc = subprocess.run(
+            [str(kubectl), "--kubeconfig", str(self.kubeconfig), "--context", self.context, *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if proc.returncode != 0:
+            raise ClusterError(f"kubectl {' '.join(args[:2])} failed: {_last_line(proc.stderr)}")
+        return proc.stdout
+
+    def _start_coredns(self, coredns: Path, log: Log) -> None:
+        corefile = self.run_dir / "Corefile"
+        corefile.write_text(
+            f"cluster.local:{self.config.dns_port} {{\n"
+            f"    bind 127.0.0.1\n"
+            f"    kubernetes cluster.local {{\n"
+            f"        kubeconfig {self.kubeconfig} {self.context}\n"
+            f"    }}\n"
+            f"    errors\n"
+            f"}}\n"
+        )
+        log(f"[cluster] starting CoreDNS on {self.dns_address}")
+        with open(self.run_dir / "coredns.log", "ab") as out:
+            proc = subprocess.Popen(
+                [str(coredns), "-conf", str(corefile)],
+                cwd=self.run_dir,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # survives this process; `down` stops it
+            )
+        self._coredns_pidfile.write_text(f"{proc.pid}\n")
+
+    def _wait_ready(self, log: Log) -> None:
+        import dns.exception
+        import dns.message
+        import dns.query
+
+        deadline = time.monotonic() + self.config.timeout
+        last = "nothing yet"
+        while time.monotonic() < deadline:
+            if not self._pid_alive(self._coredns_pidfile):
+                raise ClusterError(f"CoreDNS exited: {_last_line((self.run_dir / 'coredns.log').read_text())}")
+            try:
+                nodes = json.loads(self._kubectl(["get", "nodes", "-o", "json"]))["items"]
+                ready = [n for n in nodes if _node_ready(n)]
+                query = dns.message.make_query("kubernetes.default.svc.cluster.local", "A")
+                answer = dns.query.udp(query, "127.0.0.1", port=self.config.dns_port, timeout=1.0)
+                answered = bool(answer.answer)
+                last = f"{len(ready)}/{self.config.nodes} nodes Ready, DNS {'answers' if answered else 'empty'}"
+                if len(ready) >= self.config.nodes and answered:
+                    log(f"[cluster] {last}")
+                    return
+            except (ClusterError, dns.exception.DNSException, OSError) as exc:
+                last = str(exc)
+            time.sleep(0.5)
+        raise ClusterError(f"the cluster was not ready after {self.config.timeout:.0f}s; last seen: {last}")
+
+    def _api_ready(self) -> bool:
+        if not self.kubeconfig.exists():
+            return False
+        try:
+            self._kubectl(["get", "--raw", "/readyz"])
+        except (ClusterError, subprocess.TimeoutExpired):
+            return False
+        return True
+
+    # -- processes ----------------------------------------------------------------------
+
+    @staticmethod
+    def _pid_alive(pidfile: Path) -> bool:
+        try:
+            return _alive(int(pidfile.read_text().strip()))
+        except (OSError, ValueError):
+            return False
+
+    def _stop_pidfile(self, pidfile: Path, grace: float = 5.0) -> bool:
+        """SIGTERM, then SIGKILL after `grace`; True when a live process was stopped.
+
+        Only a process whose command line names this cluster's directory is touched,
+        so a recycled pid never gets an unrelated process killed.
+        """
+        try:
+            pid = int(pidfile.read_text().strip())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+            if not _alive(pid) or str(self.run_dir) not in cmdline:
+                return False
+            os.kill(pid, signal.SIGTERM)
+        except (OSError, ValueError):
+            return False
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+            if not _alive(pid):
+                return True
+            time.sleep(0.05)
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+        return True
+
+
+def _alive(pid: int) -> bool:
+    """True for a running process; a zombie (exited, not yet reaped by its parent) counts as gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
+
+
+def _storage_class() -> dict[str, Any]:
+    return {
+        "apiVersion": "storage.k8s.io/v1",
+        "kind": "StorageClass",
+        "metadata": {
+            "name": STORAGE_CLASS,
+            "annotations": {"storageclass.kubernetes.io/is-default-class": "true"},
+        },
+        # kube-controller-manager's host-path provisioner (enabled at start) creates the PVs;
+        # the real PV controller binds them.
+        "provisioner": "kubernetes.io/host-path",
+        "reclaimPolicy": "Delete",
+        "volumeBindingMode": "Immediate",
+    }
+
+
+def _node_ready(node: dict[str, Any]) -> bool:
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True" for c in node.get("status", {}).get("conditions", [])
+    )
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # As Go's listeners do: a port in TIME_WAIT after `down` is free to them.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _last_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return lines[-1] if lines else "no output"

@@ -1,0 +1,226 @@
+"""The event model shared by the recorder, the checks and the reports.
+
+A Timeline is the ordered list of everything recorded in one test namespace:
+watch events (reduced to the fields that matter), the steps the test took, and
+gaps where the record may be incomplete. Entries are kept in the order they were
+received; events of one resource type arrive in resourceVersion order, so the
+receive order is the order the API server committed them in.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+POD = "Pod"
+PVC = "PersistentVolumeClaim"
+SLICE = "EndpointSlice"
+EVENT = "Event"
+STS = "StatefulSet"
+STEP = "Step"
+GAP = "Gap"
+SERVICE = "Service"
+DNS = "DNS"
+PROBE = "Probe"  # a command run inside a container (node level)
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One recorded fact. `t` is seconds since the recording started (monotonic clock)."""
+
+    seq: int
+    t: float
+    kind: str
+    type: str  # ADDED, MODIFIED, DELETED; "begin"/"end" for steps; "gap" for gaps
+    name: str
+    uid: str = ""
+    rv: str = ""
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.data.get(key, default)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "t": round(self.t, 6),
+            "kind": self.kind,
+            "type": self.type,
+            "name": self.name,
+            "uid": self.uid,
+            "rv": self.rv,
+            "data": dict(self.data),
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> Entry:
+        return cls(
+            seq=int(raw["seq"]),
+            t=float(raw["t"]),
+            kind=str(raw["kind"]),
+            type=str(raw["type"]),
+            name=str(raw["name"]),
+            uid=str(raw.get("uid", "")),
+            rv=str(raw.get("rv", "")),
+            data=dict(raw.get("data", {})),
+        )
+
+
+@dataclass
+class PodLife:
+    """One pod object (one UID) from creation to disappearance, as the record saw it."""
+
+    name: str
+    uid: str
+    ordinal: int | None
+    created: Entry
+    ready_at: float | None = None  # first time it was Running and Ready
+    deleting_at: float | None = None
+    gone_at: float | None = None
+    ips: list[str] = field(default_factory=list)
+    node: str = ""
+    revisions: list[str] = field(default_factory=list)
+    last: Entry | None = None
+
+    @property
+    def ip(self) -> str:
+        return self.ips[-1] if self.ips else ""
+
+    @property
+    def revision(self) -> str:
+        return self.revisions[-1] if self.revisions else ""
+
+
+def ordinal_of(pod_name: str, sts_name: str) -> int | None:
+    """The ordinal in `<sts>-<ordinal>`, or None when the name is not of that shape."""
+    match = re.fullmatch(re.escape(sts_name) + r"-(0|[1-9][0-9]*)", pod_name)
+    return int(match.group(1)) if match else None
+
+
+class Timeline:
+    """An append-only, ordered record; cheap to replay, serialisable to JSON."""
+
+    def __init__(self, entries: Iterable[Entry] = ()) -> None:
+        self.entries: list[Entry] = list(entries)
+
+    def __iter__(self) -> Iterator[Entry]:
+        return iter(self.entries)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def of(self, *kinds: str) -> list[Entry]:
+        return [e for e in self.entries if e.kind in kinds]
+
+    def gaps(self, kind: str | None = None) -> list[Entry]:
+        return [e for e in self.entries if e.kind == GAP and (kind is None or e.name == kind)]
+
+    def steps(self) -> list[Entry]:
+        return self.of(STEP)
+
+    def statefulset(self, name: str) -> Entry | None:
+        """The last recorded state of the StatefulSet `name`."""
+        found = None
+        for e in self.entries:
+            if e.kind == STS and e.name == name and e.type != "DELETED":
+                found = e
+        return found
+
+    def pod_lives(self, sts_name: str) -> list[PodLife]:
+        """Every pod UID in creation order, with when it became Ready, started terminating, went."""
+        lives: dict[str, PodLife] = {}
+        for e in self.entries:
+            if e.kind != POD:
+                continue
+            life = lives.get(e.uid)
+            if life is None:
+                life = PodLife(e.name, e.uid, ordinal_of(e.name, sts_name), created=e)
+                lives[e.uid] = life
+            life.last = e
+            ip = e.get("ip") or ""
+            if ip and (not life.ips or life.ips[-1] != ip):
+                life.ips.append(ip)
+            if e.get("node"):
+                life.node = e.get("node")
+            rev = e.get("revision") or ""
+            if rev and (not life.revisions or life.revisions[-1] != rev):
+                life.revisions.append(rev)
+            if life.ready_at is None and e.get("ready") and e.type != "DELETED":
+                life.ready_at = e.t
+            if life.deleting_at is None and (e.get("deleting") or e.type == "DELETED"):
+                life.deleting_at = e.t
+            if e.type == "DELETED":
+                life.gone_at = e.t
+        return list(lives.values())
+
+    def to_json(self) -> str:
+        return json.dumps([e.to_dict() for e in self.entries], indent=None, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> Timeline:
+        return cls(Entry.from_dict(raw) for raw in json.loads(text))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Timeline:
+        return cls.from_json(Path(path).read_text())
+
+
+def format_table(entries: Iterable[Entry], mark: Entry | None = None, t0: float = 0.0) -> str:
+    """An aligned table of entries; `mark` gets an arrow so the violation stands out."""
+    rows = [("", "t (s)", "kind", "event", "name", "state")]
+    for e in entries:
+        rows.append(
+            (
+                ">>" if mark is not None and e.seq == mark.seq else "",
+                f"{e.t - t0:8.3f}",
+                e.kind,
+                e.type,
+                e.name,
+                describe(e),
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    lines = []
+    for r in rows:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1])
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def describe(e: Entry) -> str:
+    """A short human summary of an entry's state."""
+    d = e.data
+    if e.kind == POD:
+        parts = [str(d.get("phase", "?"))]
+        parts.append("Ready" if d.get("ready") else "NotReady")
+        if d.get("deleting"):
+            parts.append("terminating")
+        if d.get("ip"):
+            parts.append(f"ip={d['ip']}")
+        if d.get("node"):
+            parts.append(f"node={d['node']}")
+        if d.get("revision"):
+            parts.append(f"rev={d['revision']}")
+        return " ".join(parts)
+    if e.kind == STS:
+        return (
+            f"replicas={d.get('replicas')} ready={d.get('ready_replicas')} "
+            f"current={d.get('current_revision')} update={d.get('update_revision')}"
+        )
+    if e.kind == PVC:
+        return f"{d.get('phase', '?')} volume={d.get('volume') or '-'}"
+    if e.kind == SLICE:
+        eps = d.get("endpoints", [])
+        return ", ".join(
+            f"{x.get('hostname') or '?'}={x.get('ip')}{'' if x.get('ready') else '(unready)'}" for x in eps
+        )
+    if e.kind == EVENT:
+        return f"{d.get('reason')}: {d.get('message', '')}"[:120]
+    if e.kind == STEP:
+        return str(d.get("detail", ""))
+    if e.kind == GAP:
+        return str(d.get("reason", ""))
+    return ""
