@@ -305,7 +305,7 @@ class Builder:
 def _first_error(text: str) -> str:
     for line in text.splitlines():
         if '"Error"' in line:
-            return json.loads("{" + line.strip().rstrip(",") + "}")["Error"]
+            return str(json.loads("{" + line.strip().rstrip(",") + "}")["Error"])
     lines = [ln for ln in text.splitlines() if ln.strip()]
     return lines[-1] if lines else "no output"
 

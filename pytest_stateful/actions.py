@@ -1,0 +1,446 @@
+"""The handle on a StatefulSet under test: apply, disrupt, settle, probe, judge.
+
+Every disruption is a Step in the timeline (begin/end), waits until the
+StatefulSet settles unless told not to, and after settling asks DNS for the
+StatefulSet's names. Every wait is bounded and, on timeout, says what it last saw.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes import client, utils
+from kubernetes.client.rest import ApiException
+
+from pytest_stateful.assertions import check_guarantee
+from pytest_stateful.checks import CHECKS, Subject, Verdict
+from pytest_stateful.checks.pod_dns import diagnose_service
+from pytest_stateful.cluster.local import UNREADY_LABEL
+from pytest_stateful.cluster.providers import ClusterHandle
+from pytest_stateful.recorder import Recorder
+from pytest_stateful.timeline import DNS, EVENT, POD, STS, Entry, Timeline, describe, ordinal_of
+
+Manifest = str | Path | Mapping[str, Any]
+
+# Kinds the plugin refuses to create: they are not namespaced, and it only writes inside its namespace.
+NAMESPACED_ONLY_HINT = "the plugin only writes inside the test namespace"
+
+
+class StepTimeout(AssertionError):
+    """A step did not reach its goal in time; the message says what was last seen."""
+
+
+class ManifestError(ValueError):
+    """A manifest cannot be applied as given."""
+
+
+def load_manifests(manifests: Iterable[Manifest]) -> list[dict[str, Any]]:
+    """Paths, YAML text or dicts -> a flat list of object dicts (empty documents dropped)."""
+    docs: list[dict[str, Any]] = []
+    for item in manifests:
+        if isinstance(item, Mapping):
+            docs.append(dict(item))
+            continue
+        source = str(item)
+        if isinstance(item, Path) or ("\n" not in source and source.endswith((".yaml", ".yml", ".json"))):
+            path = Path(item)
+            if not path.is_file():
+                raise ManifestError(f"manifest {path}: no such file")
+            text, where = path.read_text(), str(path)
+        else:
+            text, where = source, "inline YAML"
+        try:
+            loaded = [d for d in yaml.safe_load_all(text) if d]
+        except yaml.YAMLError as exc:
+            raise ManifestError(f"{where}: not valid YAML: {exc}") from None
+        for doc in loaded:
+            if not isinstance(doc, dict) or "kind" not in doc or "apiVersion" not in doc:
+                raise ManifestError(f"{where}: every document needs apiVersion and kind")
+            if doc["kind"] == "List":
+                docs.extend(doc.get("items") or [])
+            else:
+                docs.append(doc)
+    return docs
+
+
+CLUSTER_SCOPED = {
+    "Namespace",
+    "Node",
+    "PersistentVolume",
+    "StorageClass",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "CustomResourceDefinition",
+    "PriorityClass",
+    "MutatingWebhookConfiguration",
+    "ValidatingWebhookConfiguration",
+    "APIService",
+    "CSIDriver",
+    "IngressClass",
+    "RuntimeClass",
+}
+
+
+class StatefulSetHandle:
+    """A StatefulSet in a test namespace, with its recorder running."""
+
+    def __init__(
+        self,
+        cluster: ClusterHandle,
+        namespace: str,
+        recorder: Recorder,
+        timeout: float = 120.0,
+        dns_timeout: float | None = None,
+    ) -> None:
+        self.cluster = cluster
+        self.namespace = namespace
+        self.recorder = recorder
+        self.timeout = timeout
+        self.dns_timeout = dns_timeout if dns_timeout is not None else timeout
+        self.name = ""
+        self.objects: list[dict[str, Any]] = []
+        self._cordoned: set[str] = set()
+        self.verdicts: dict[str, Verdict] = {}
+        # The generation our last change produced: a settle must not be judged on older state.
+        self._min_generation = 0
+
+    # -- set-up ---------------------------------------------------------------------------
+
+    def apply(self, manifests: Iterable[Manifest], statefulset: str | None = None) -> StatefulSetHandle:
+        docs = load_manifests(manifests)
+        for doc in docs:
+            kind, meta = doc["kind"], doc.setdefault("metadata", {})
+            if kind in CLUSTER_SCOPED:
+                raise ManifestError(
+                    f"{kind} {meta.get('name')} is cluster-scoped and is not applied: {NAMESPACED_ONLY_HINT}"
+                )
+            ns = meta.get("namespace")
+            if ns and ns != self.namespace:
+                raise ManifestError(
+                    f"{kind} {meta.get('name')} asks for namespace {ns!r}: {NAMESPACED_ONLY_HINT} "
+                    f"({self.namespace}); remove metadata.namespace"
+                )
+            meta["namespace"] = self.namespace
+        names = [d["metadata"].get("name", "") for d in docs if d["kind"] == "StatefulSet"]
+        if statefulset is None:
+            if len(names) != 1:
+                raise ManifestError(
+                    "the manifests hold no StatefulSet"
+                    if not names
+                    else f"the manifests hold several StatefulSets ({', '.join(names)}): say which one is under test"
+                )
+            statefulset = names[0]
+        elif statefulset not in names and not self.name:
+            raise ManifestError(f"no StatefulSet named {statefulset!r} in the manifests (found: {', '.join(names)})")
+        self.name = statefulset
+        with self.step("apply", detail=", ".join(f"{d['kind']}/{d['metadata'].get('name')}" for d in docs)):
+            for doc in docs:
+                try:
+                    utils.create_from_dict(self.cluster.api, doc, namespace=self.namespace)
+                except utils.FailToCreateError as exc:
+                    reasons = "; ".join(_api_reason(e) for e in exc.api_exceptions)
+                    raise ManifestError(f"{doc['kind']} {doc['metadata'].get('name')}: {reasons}") from None
+                self.objects.append(doc)
+        return self
+
+    # -- steps ----------------------------------------------------------------------------
+
+    def step(self, action: str, detail: str = "", settle: bool = False, timeout: float | None = None) -> _Step:
+        return _Step(self, action, detail, settle, timeout if timeout is not None else self.timeout)
+
+    def wait_settled(self, timeout: float | None = None) -> None:
+        """Until observedGeneration is current, every replica is Ready and the rollout is done."""
+        timeout = self.timeout if timeout is None else timeout
+        ok = self.recorder.wait_until(self._settled, timeout)
+        if not ok:
+            raise StepTimeout(self._timeout_text(f"{self.name} to settle", timeout))
+
+    def delete_pod(self, ordinal: int, settle: bool = True, timeout: float | None = None) -> None:
+        pod = f"{self.name}-{ordinal}"
+        with self.step("delete_pod", pod, settle, timeout):
+            old = self._live_pod(pod)
+            self.cluster.core.delete_namespaced_pod(pod, self.namespace)
+            if settle and old is not None:
+                # Settled must mean the new pod: wait for the old UID to go first.
+                self._wait(
+                    lambda: getattr(self._live_pod(pod), "uid", None) != old.uid,
+                    f"{pod} to be replaced",
+                    timeout,
+                )
+
+    def delete_pods(self, settle: bool = True, timeout: float | None = None) -> None:
+        with self.step("delete_pods", "all pods at once", settle, timeout):
+            olds = {e.uid for e in self._pods()}
+            self.cluster.core.delete_collection_namespaced_pod(self.namespace, label_selector=self._selector())
+            if settle:
+                self._wait(lambda: not olds & {e.uid for e in self._pods()}, "every old pod to be replaced", timeout)
+
+    def scale(self, replicas: int, settle: bool = True, timeout: float | None = None) -> None:
+        with self.step("scale", f"to {replicas}", settle, timeout):
+            self.cluster.apps.patch_namespaced_stateful_set_scale(
+                self.name, self.namespace, {"spec": {"replicas": replicas}}
+            )
+            self._note_generation()
+
+    def rollout_restart(self, settle: bool = True, timeout: float | None = None) -> None:
+        stamp = datetime.now(UTC).isoformat()
+        with self.step("rollout_restart", stamp, settle, timeout):
+            self._patch_template({"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": stamp}}})
+
+    def update_image(self, container: str, image: str, settle: bool = True, timeout: float | None = None) -> None:
+        with self.step("update_image", f"{container}={image}", settle, timeout):
+            self._patch_template({"spec": {"containers": [{"name": container, "image": image}]}})
+
+    def make_unready(self, ordinal: int, settle: bool = False, timeout: float | None = None) -> None:
+        """Hold a pod NotReady (local cluster: a KWOK stage keyed on a label) until make_ready."""
+        pod = f"{self.name}-{ordinal}"
+        self._need_local("make_unready")
+        with self.step("make_unready", pod, False, timeout):
+            self.cluster.core.patch_namespaced_pod(
+                pod, self.namespace, {"metadata": {"labels": {UNREADY_LABEL: "true"}}}
+            )
+            self._wait(
+                lambda: (p := self._live_pod(pod)) is not None and not p.get("ready"), f"{pod} NotReady", timeout
+            )
+
+    def make_ready(self, ordinal: int, settle: bool = True, timeout: float | None = None) -> None:
+        pod = f"{self.name}-{ordinal}"
+        self._need_local("make_ready")
+        with self.step("make_ready", pod, settle, timeout):
+            self.cluster.core.patch_namespaced_pod(pod, self.namespace, {"metadata": {"labels": {UNREADY_LABEL: None}}})
+
+    def drain_node(self, ordinal: int, settle: bool = True, timeout: float | None = None) -> None:
+        """Cordon the node that pod runs on and evict its pods of this namespace; uncordoned at teardown."""
+        pod = f"{self.name}-{ordinal}"
+        current = self._live_pod(pod)
+        if current is None or not current.get("node"):
+            raise StepTimeout(f"drain_node {ordinal}: {pod} is not running on a node")
+        node = str(current.get("node"))
+        if self.cluster.provider != "local":
+            raise ManifestError(
+                f"drain_node changes Node {node}, which is outside the test namespace; it is offered on the "
+                "local cluster only"
+            )
+        with self.step("drain_node", node, settle, timeout):
+            self.cluster.core.patch_node(node, {"spec": {"unschedulable": True}})
+            self._cordoned.add(node)
+            for e in self._pods():
+                if e.get("node") == node:
+                    body = client.V1Eviction(metadata=client.V1ObjectMeta(name=e.name, namespace=self.namespace))
+                    self.cluster.core.create_namespaced_pod_eviction(e.name, self.namespace, body)
+
+    def sleep(self, seconds: float) -> None:
+        with self.step("sleep", f"{seconds} s"):
+            time.sleep(seconds)
+
+    def uncordon(self) -> None:
+        for node in sorted(self._cordoned):
+            with contextlib.suppress(ApiException):
+                self.cluster.core.patch_node(node, {"spec": {"unschedulable": False}})
+        self._cordoned.clear()
+
+    # -- DNS ------------------------------------------------------------------------------
+
+    def probe_dns(self, timeout: float | None = None) -> list[Entry]:
+        """Ask DNS for every pod's name and the Service name until they answer the current IPs."""
+        resolver = self.cluster.resolver
+        if resolver is None or diagnose_service(self.timeline, self.subject):
+            return []
+        timeout = self.dns_timeout if timeout is None else timeout
+        sts = self.recorder.current.get((STS, self.name))
+        service = sts.get("service_name") if sts else ""
+        zone = f"{service}.{self.namespace}.svc.{self.cluster.cluster_domain}"
+        pods = [p for p in self._pods() if p.get("ip") and not p.get("deleting")]
+        expected: dict[str, tuple[list[str], str, str]] = {
+            f"{p.name}.{zone}": ([str(p.get("ip"))], f"{p.name}'s current IP", p.name) for p in pods
+        }
+        ready_ips = sorted(str(p.get("ip")) for p in pods if p.get("ready"))
+        expected[zone] = (ready_ips, "the Ready pods' IPs", "")
+        started = time.monotonic()
+        recorded: list[Entry] = []
+        pending = dict(expected)
+        last: dict[str, list[str]] = {}
+        while pending:
+            for qname, (want, what, pod) in list(pending.items()):
+                _rcode, ips = resolver.a_records(qname)
+                last[qname] = ips
+                if ips == sorted(want):
+                    recorded.append(
+                        self.recorder.add(
+                            DNS,
+                            "answer",
+                            qname,
+                            qname=qname,
+                            answers=ips,
+                            expected=want,
+                            what=what,
+                            pod=pod,
+                            ok=True,
+                            waited=round(time.monotonic() - started, 3),
+                        )
+                    )
+                    del pending[qname]
+            if not pending or time.monotonic() - started > timeout:
+                break
+            time.sleep(0.05)
+        for qname, (want, what, pod) in pending.items():
+            recorded.append(
+                self.recorder.add(
+                    DNS,
+                    "answer",
+                    qname,
+                    qname=qname,
+                    answers=last.get(qname, []),
+                    expected=want,
+                    what=what,
+                    pod=pod,
+                    ok=False,
+                    waited=round(time.monotonic() - started, 3),
+                )
+            )
+        return recorded
+
+    # -- judging --------------------------------------------------------------------------
+
+    @property
+    def subject(self) -> Subject:
+        return Subject(self.name, self.namespace, self.cluster.cluster_domain)
+
+    @property
+    def timeline(self) -> Timeline:
+        return Timeline(list(self.recorder.timeline.entries))
+
+    def verdict(self, guarantee: str) -> Verdict:
+        if guarantee not in CHECKS:
+            raise ValueError(f"unknown guarantee {guarantee!r}; known: {', '.join(CHECKS)}")
+        return CHECKS[guarantee](self.timeline, self.subject)
+
+    def assert_ordered_creation(self) -> Verdict:
+        __tracebackhide__ = True
+        return check_guarantee(self, "ordered_creation")
+
+    def assert_ordered_termination(self) -> Verdict:
+        __tracebackhide__ = True
+        return check_guarantee(self, "ordered_termination")
+
+    def assert_ordered_rolling_update(self) -> Verdict:
+        __tracebackhide__ = True
+        return check_guarantee(self, "ordered_rolling_update")
+
+    def assert_stable_identity(self) -> Verdict:
+        __tracebackhide__ = True
+        return check_guarantee(self, "stable_identity")
+
+    def assert_pod_dns(self) -> Verdict:
+        __tracebackhide__ = True
+        return check_guarantee(self, "pod_dns")
+
+    def assert_stable_storage(self) -> Verdict:
+        __tracebackhide__ = True
+        return check_guarantee(self, "stable_storage")
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _need_local(self, action: str) -> None:
+        if self.cluster.provider != "local":
+            raise ManifestError(f"{action} holds a pod unready through a KWOK stage: local cluster only")
+
+    def _patch_template(self, patch: dict[str, Any]) -> None:
+        sts = self.cluster.apps.patch_namespaced_stateful_set(self.name, self.namespace, {"spec": {"template": patch}})
+        self._min_generation = int(sts.metadata.generation or 0)
+
+    def _note_generation(self) -> None:
+        sts = self.cluster.apps.read_namespaced_stateful_set(self.name, self.namespace)
+        self._min_generation = int(sts.metadata.generation or 0)
+
+    def _selector(self) -> str:
+        sts = self.recorder.current.get((STS, self.name))
+        labels = (sts.get("selector") if sts else None) or {}
+        return ",".join(f"{k}={v}" for k, v in labels.items())
+
+    def _pods(self) -> list[Entry]:
+        return sorted(
+            (e for e in self.recorder.snapshot(POD) if ordinal_of(e.name, self.name) is not None),
+            key=lambda e: ordinal_of(e.name, self.name) or 0,
+        )
+
+    def _live_pod(self, name: str) -> Entry | None:
+        return self.recorder.current.get((POD, name))
+
+    def _settled(self) -> bool:
+        sts = self.recorder.current.get((STS, self.name))
+        if sts is None or sts.get("deleting"):
+            return False
+        replicas = int(sts.get("replicas", 0))
+        observed = int(sts.get("observed_generation") or 0)
+        if observed < int(sts.get("generation") or 0) or observed < self._min_generation:
+            return False
+        if int(sts.get("ready_replicas") or 0) != replicas or int(sts.get("status_replicas") or 0) != replicas:
+            return False
+        pods = self._pods()
+        if len(pods) != replicas or any(p.get("deleting") or not p.get("ready") for p in pods):
+            return False
+        if sts.get("strategy") == "OnDelete":
+            return True
+        partition = int(sts.get("partition") or 0)
+        if partition > 0:
+            start = int(sts.get("ordinals_start") or 0)
+            return int(sts.get("updated_replicas") or 0) >= max(0, replicas - max(0, partition - start))
+        return bool(sts.get("current_revision")) and sts.get("current_revision") == sts.get("update_revision")
+
+    def _wait(self, predicate: Any, what: str, timeout: float | None) -> None:
+        timeout = self.timeout if timeout is None else timeout
+        if not self.recorder.wait_until(predicate, timeout):
+            raise StepTimeout(self._timeout_text(what, timeout))
+
+    def _timeout_text(self, what: str, timeout: float) -> str:
+        lines = [f"timed out after {timeout:.0f} s waiting for {what}; last seen:"]
+        sts = self.recorder.current.get((STS, self.name))
+        lines.append(f"  StatefulSet {self.name}: {describe(sts) if sts else 'not seen'}")
+        for p in self._pods():
+            lines.append(f"  pod {p.name}: {describe(p)}")
+        events = [e for e in self.recorder.timeline.entries if e.kind == EVENT][-8:]
+        if events:
+            lines.append("  recent events:")
+            lines += [f"    {e.get('type')} {e.get('object')} {describe(e)}" for e in events]
+        return "\n".join(lines)
+
+
+class _Step:
+    """Context manager: records begin/end, settles on success, then probes DNS."""
+
+    def __init__(self, handle: StatefulSetHandle, action: str, detail: str, settle: bool, timeout: float) -> None:
+        self.handle, self.action, self.detail, self.settle, self.timeout = handle, action, detail, settle, timeout
+
+    def __enter__(self) -> _Step:
+        self.handle.recorder.step("begin", self.action, action=self.action, detail=self.detail)
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        ok = exc_type is None
+        try:
+            if ok and self.settle:
+                ok = False
+                self.handle.wait_settled(self.timeout)
+                self.handle.probe_dns()
+                ok = True
+        finally:
+            self.handle.recorder.step("end", self.action, action=self.action, detail=self.detail, ok=ok)
+
+
+def _api_reason(exc: ApiException) -> str:
+    import json
+
+    try:
+        return str(json.loads(exc.body or "").get("message"))
+    except (TypeError, ValueError):
+        return f"{exc.status} {exc.reason}"
+
+
+__all__: Sequence[str] = ["ManifestError", "StatefulSetHandle", "StepTimeout", "load_manifests"]

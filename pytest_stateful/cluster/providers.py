@@ -1,0 +1,169 @@
+"""Cluster providers: how a session gets a cluster handle.
+
+- local: the cluster of `pytest-stateful cluster up`, started if it is not running;
+- existing: a kubeconfig and context the user names explicitly (never the current context);
+- kind: through pytest-kind-ng where a Docker engine runs.
+The plugin only ever writes inside namespaces it created; that rule lives in the
+handle's callers, not here.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, config
+
+from pytest_stateful.cluster.build import cache_dir
+from pytest_stateful.cluster.local import ClusterError, LocalCluster
+from pytest_stateful.dns import DirectResolver
+
+PROVIDERS = ("local", "existing", "kind")
+
+
+@dataclass
+class ClusterHandle:
+    """What tests get: where the cluster is, API clients, a DNS resolver, node-level capability."""
+
+    provider: str
+    kubeconfig: Path
+    context: str
+    api: client.ApiClient
+    resolver: DirectResolver | None = None
+    node_level: bool = False  # can commands run inside containers?
+    cluster_domain: str = "cluster.local"
+    close: Callable[[], None] = field(default=lambda: None)
+
+    @property
+    def core(self) -> client.CoreV1Api:
+        return client.CoreV1Api(self.api)
+
+    @property
+    def apps(self) -> client.AppsV1Api:
+        return client.AppsV1Api(self.api)
+
+    def describe(self) -> str:
+        dns = self.resolver.address if self.resolver else "none"
+        level = "node" if self.node_level else "api (simulated nodes)"
+        return f"{self.provider} cluster, context {self.context} ({self.kubeconfig}), DNS {dns}, evidence {level}"
+
+
+@dataclass(frozen=True)
+class ProviderOptions:
+    provider: str = "local"
+    kubeconfig: str | None = None
+    context: str | None = None
+    dns: str | None = None
+
+
+def connect(opts: ProviderOptions, log: Callable[[str], None] = print) -> ClusterHandle:
+    if opts.provider == "local":
+        return _local(opts, log)
+    if opts.provider == "existing":
+        return _existing(opts)
+    if opts.provider == "kind":
+        return _kind(opts, log)
+    raise ClusterError(f"unknown cluster provider {opts.provider!r}; choose one of {', '.join(PROVIDERS)}")
+
+
+@contextmanager
+def _lock(name: str) -> Iterator[None]:
+    """One `up` at a time across processes (pytest-xdist workers share the cluster)."""
+    path = cache_dir() / "run" / f".{name}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _api(kubeconfig: Path, context: str) -> client.ApiClient:
+    return config.new_client_from_config(config_file=str(kubeconfig), context=context)
+
+
+def _local(opts: ProviderOptions, log: Callable[[str], None]) -> ClusterHandle:
+    cluster = LocalCluster.current()
+    with _lock(cluster.config.name):
+        cluster = LocalCluster.current()
+        if not cluster.is_up():
+            cluster.up(log=log)
+    api = _api(cluster.kubeconfig, cluster.context)
+    return ClusterHandle(
+        "local",
+        cluster.kubeconfig,
+        cluster.context,
+        api,
+        resolver=DirectResolver(opts.dns or cluster.dns_address),
+        close=api.close,
+    )
+
+
+def _existing(opts: ProviderOptions) -> ClusterHandle:
+    if not opts.kubeconfig or not opts.context:
+        raise ClusterError(
+            "--stateful-cluster=existing needs both --kubeconfig and --kube-context: "
+            "the plugin never falls back to a current context on its own"
+        )
+    path = Path(opts.kubeconfig).expanduser()
+    if not path.is_file():
+        raise ClusterError(f"--kubeconfig {path}: no such file")
+    contexts, _ = config.list_kube_config_contexts(config_file=str(path))
+    names = [c["name"] for c in contexts]
+    if opts.context not in names:
+        raise ClusterError(f"--kube-context {opts.context!r} is not in {path} (it has: {', '.join(names) or 'none'})")
+    api = _api(path, opts.context)
+    dns = opts.dns or os.environ.get("PYTEST_STATEFUL_DNS")
+    return ClusterHandle(
+        "existing", path, opts.context, api, resolver=DirectResolver(dns) if dns else None, close=api.close
+    )
+
+
+def docker_unavailable() -> str | None:
+    """Why kind cannot run here, or None when a Docker engine answers."""
+    if shutil.which("docker") is None:
+        return "kind needs Docker, and no docker command is on PATH"
+    proc = subprocess.run(["docker", "info"], capture_output=True, text=True, timeout=30)
+    if proc.returncode != 0:
+        detail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        return f"kind needs a running Docker engine, and `docker info` failed: {detail}"
+    return None
+
+
+def _kind(opts: ProviderOptions, log: Callable[[str], None]) -> ClusterHandle:
+    reason = docker_unavailable()
+    if reason:
+        raise ProviderUnavailable(reason)
+    try:
+        from pytest_kind import KindCluster  # type: ignore[import-not-found]
+    except ImportError as exc:
+        raise ProviderUnavailable(
+            "the kind provider needs pytest-kind-ng: pip install 'pytest-stateful[kind]'"
+        ) from exc
+    kind: Any = KindCluster("pytest-stateful")
+    log("[cluster] creating kind cluster pytest-stateful")
+    kind.create()
+    path = Path(kind.kubeconfig_path)
+    context = "kind-pytest-stateful"
+    api = _api(path, context)
+    dns = opts.dns or os.environ.get("PYTEST_STATEFUL_DNS")
+
+    def close() -> None:
+        api.close()
+        kind.delete()
+
+    return ClusterHandle(
+        "kind", path, context, api, resolver=DirectResolver(dns) if dns else None, node_level=True, close=close
+    )
+
+
+class ProviderUnavailable(ClusterError):
+    """The provider cannot run on this machine; tests using it are skipped with this reason."""
