@@ -51,13 +51,15 @@ class Verdict:
     def explain(self) -> str:
         """The multi-line failure text: guarantee, violation, timeline slice, diagnosis."""
         lines = [f"{self.guarantee}: {self.status.upper()} ({self.fidelity} level) - {self.summary}"]
-        for v in self.violations[:10]:
+        others = [v for v in self.violations if v.message != self.summary]
+        for v in others[:10]:
             lines.append(f"  - {v.message}")
-        if len(self.violations) > 10:
-            lines.append(f"  ... and {len(self.violations) - 10} more")
-        if self.diagnosis:
+        if len(others) > 10:
+            lines.append(f"  ... and {len(others) - 10} more")
+        causes = [d for d in self.diagnosis if d != self.summary]
+        if causes:
             lines.append("diagnosis:")
-            lines += [f"  * {d}" for d in self.diagnosis]
+            lines += [f"  * {d}" for d in causes]
         if self.evidence:
             lines.append("timeline around the first violation:")
             lines += ["  " + row for row in self.evidence.splitlines()]

@@ -45,6 +45,7 @@ class LocalClusterConfig:
     api_port: int = 16443
     dns_port: int = 10053
     ready_delay_ms: int = 300
+    terminate_delay_ms: int = 200
     timeout: float = 120.0
 
     @staticmethod
@@ -59,6 +60,12 @@ class LocalClusterConfig:
             default=d.ready_delay_ms,
             help=f"how long a simulated pod takes to become Ready (default {d.ready_delay_ms})",
         )
+        parser.add_argument(
+            "--terminate-delay-ms",
+            type=int,
+            default=d.terminate_delay_ms,
+            help=f"how long a deleted simulated pod takes to go (default {d.terminate_delay_ms})",
+        )
         parser.add_argument("--timeout", type=float, default=d.timeout, help="seconds to wait for readiness")
 
     @classmethod
@@ -68,6 +75,7 @@ class LocalClusterConfig:
             api_port=args.api_port,
             dns_port=args.dns_port,
             ready_delay_ms=args.ready_delay_ms,
+            terminate_delay_ms=args.terminate_delay_ms,
             timeout=args.timeout,
         )
 
@@ -273,6 +281,8 @@ class LocalCluster:
                 "kwokControllerBinary": str(binaries["kwok"]),
                 "etcdBinary": str(binaries["etcd"]),
                 "kubeApiserverPort": self.config.api_port,
+                # Lets a test show a rollout that replaces several pods at once (maxUnavailable > 1).
+                "kubeFeatureGates": "MaxUnavailableStatefulSet=true",
             },
             "componentsPatches": [
                 {
@@ -286,7 +296,9 @@ class LocalCluster:
                 },
             ],
         }
-        return [ctl, *build_stages(module_dir, self.config.ready_delay_ms, UNREADY_LABEL)]
+        return [ctl, *build_stages(
+            module_dir, self.config.ready_delay_ms, UNREADY_LABEL, self.config.terminate_delay_ms
+        )]
 
     def _kubectl(self, args: list[str], stdin: str | None = None) -> str:
         kubectl = self._bin("kubectl")

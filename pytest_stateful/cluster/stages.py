@@ -5,6 +5,7 @@ upstream node and pod stages are read from the kwok module that the build
 fetched (the same version as the kwok binaries) and changed here only where
 pytest-stateful needs it:
 - pod-ready waits `ready_delay_ms`, so creation order is observable;
+- pod-delete waits `terminate_delay_ms`, as a graceful shutdown would;
 - a pod labelled `<UNREADY_LABEL>=true` is made NotReady (pod-unready) and
   becomes Ready again when the label goes (pod-reready).
 """
@@ -27,13 +28,19 @@ UPSTREAM_STAGES = (
 READY = '.status.conditions.[] | select( .type == "Ready" ) | .status'
 
 
-def build_stages(kwok_module_dir: Path, ready_delay_ms: int, unready_label: str) -> list[dict[str, Any]]:
+def build_stages(
+    kwok_module_dir: Path, ready_delay_ms: int, unready_label: str, terminate_delay_ms: int = 0
+) -> list[dict[str, Any]]:
     stage_dir = kwok_module_dir / "kustomize" / "stage"
     stages = {}
     for rel in UPSTREAM_STAGES:
         doc = yaml.safe_load((stage_dir / rel).read_text())
         stages[doc["metadata"]["name"]] = doc
     label_key = f'.metadata.labels["{unready_label}"]'
+
+    if terminate_delay_ms > 0:
+        # Real pods take a while to shut down; without it the order of terminations is invisible.
+        stages["pod-delete"]["spec"]["delay"] = {"durationMilliseconds": terminate_delay_ms}
 
     ready = stages["pod-ready"]
     ready["spec"]["delay"] = {"durationMilliseconds": ready_delay_ms}

@@ -1,0 +1,143 @@
+"""Issue 3: each guarantee passes on a good workload and fails, with the right message, on a broken one.
+
+All on the real local cluster: the StatefulSet, EndpointSlice and PV controllers
+are the upstream ones; only the nodes are simulated.
+"""
+
+from __future__ import annotations
+
+import pytest
+from workloads import service, statefulset, web
+
+from pytest_stateful import GuaranteeFailed, assert_ordered_creation
+from pytest_stateful.timeline import POD
+
+
+def test_good_workload_keeps_every_guarantee(stateful) -> None:
+    sts = stateful(web(replicas=2, claims=True))
+    sts.scale(3)
+    sts.delete_pod(0)
+    sts.delete_pods()
+    sts.update_image("nginx", "nginx:1.10")
+    sts.scale(1)
+    sts.scale(3)
+    assert_ordered_creation(sts)
+    sts.assert_ordered_termination()
+    sts.assert_ordered_rolling_update()
+    sts.assert_stable_identity()
+    verdict = sts.assert_pod_dns()
+    assert verdict.timings["dns_convergence_samples"] >= 3
+    sts.assert_stable_storage()
+    assert sts.verdicts["stable_identity"].node == "not available"
+
+
+def test_parallel_policy_fails_ordered_creation_and_termination(stateful) -> None:
+    sts = stateful(web(replicas=3, podManagementPolicy="Parallel"))
+    sts.scale(1)
+    with pytest.raises(GuaranteeFailed, match="podManagementPolicy is Parallel"):
+        sts.assert_ordered_creation()
+    with pytest.raises(GuaranteeFailed) as failed:
+        sts.assert_ordered_termination()
+    text = str(failed.value)
+    assert "podManagementPolicy is Parallel" in text
+    assert "started terminating while web-2 was" in text
+
+
+def test_creation_halts_while_a_pod_is_unhealthy(stateful) -> None:
+    sts = stateful(web(replicas=2))
+    sts.make_unready(0)
+    sts.delete_pod(1, settle=False)
+    sts.sleep(2)
+    assert sts.recorder.current.get((POD, "web-1")) is None, "web-1 came back while web-0 was NotReady"
+    sts.make_ready(0)
+    sts.assert_ordered_creation()
+    lives = sts.timeline.pod_lives("web")
+    web0_ready_again = max(e.t for e in sts.timeline.of(POD) if e.name == "web-0" and e.get("ready"))
+    assert lives[-1].name == "web-1" and lives[-1].created.t > web0_ready_again - 5
+
+
+def test_service_that_is_not_headless_fails_pod_dns(stateful) -> None:
+    sts = stateful([service(headless=False), statefulset()])
+    with pytest.raises(GuaranteeFailed, match="Service nginx is not headless"):
+        sts.assert_pod_dns()
+
+
+def test_service_name_naming_no_service_fails_pod_dns(stateful) -> None:
+    sts = stateful([service(name="other"), statefulset(service_name="nginx")])
+    with pytest.raises(GuaranteeFailed, match="serviceName 'nginx' of web names no Service"):
+        sts.assert_pod_dns()
+
+
+def test_selector_matching_no_pod_fails_pod_dns(stateful) -> None:
+    sts = stateful([service(selector={"app": "nginx-typo"}), statefulset()])
+    with pytest.raises(GuaranteeFailed, match=r"selects \{app: nginx-typo\}, which matches no pod of web"):
+        sts.assert_pod_dns()
+
+
+def test_retention_policy_deleting_claims_fails_stable_storage(stateful) -> None:
+    sts = stateful(
+        web(replicas=3, claims=True, persistentVolumeClaimRetentionPolicy={"whenScaled": "Delete"})
+    )
+    sts.scale(1)
+    sts.scale(3)
+    with pytest.raises(GuaranteeFailed) as failed:
+        sts.assert_stable_storage()
+    text = str(failed.value)
+    assert "whenScaled: Delete" in text
+    assert "claim www-web-2 was deleted and created again" in text
+
+
+def test_no_claim_templates_fails_stable_storage(stateful) -> None:
+    sts = stateful(web())
+    with pytest.raises(GuaranteeFailed, match="has no volumeClaimTemplates"):
+        sts.assert_stable_storage()
+
+
+def test_partition_keeps_lower_ordinals_on_the_old_revision(stateful) -> None:
+    sts = stateful(web(replicas=3, updateStrategy={"type": "RollingUpdate", "rollingUpdate": {"partition": 1}}))
+    sts.update_image("nginx", "nginx:1.10")
+    sts.delete_pod(0)
+    sts.assert_ordered_rolling_update()
+    images = {p.name: p.get("images") for p in sts.recorder.snapshot(POD)}
+    assert images == {"web-0": ["nginx:1.9.1"], "web-1": ["nginx:1.10"], "web-2": ["nginx:1.10"]}
+
+
+def test_on_delete_replaces_nothing_until_a_pod_is_deleted(stateful) -> None:
+    sts = stateful(web(replicas=2, updateStrategy={"type": "OnDelete"}))
+    sts.update_image("nginx", "nginx:1.10")
+    sts.sleep(1.5)
+    assert all(p.get("images") == ["nginx:1.9.1"] for p in sts.recorder.snapshot(POD))
+    sts.delete_pod(1)
+    sts.assert_ordered_rolling_update()
+    assert sts.recorder.current[(POD, "web-1")].get("images") == ["nginx:1.10"]
+
+
+def test_rollout_replacing_two_pods_at_once_fails_ordered_rolling_update(stateful) -> None:
+    # maxUnavailable > 1 (feature gate MaxUnavailableStatefulSet, enabled on the local cluster).
+    sts = stateful(
+        web(
+            replicas=3,
+            podManagementPolicy="Parallel",
+            updateStrategy={"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 3}},
+        )
+    )
+    sts.update_image("nginx", "nginx:1.10")
+    with pytest.raises(GuaranteeFailed, match=r"was updated while web-\d was"):
+        sts.assert_ordered_rolling_update()
+
+
+def test_start_ordinal_is_honoured(stateful) -> None:
+    sts = stateful(web(replicas=2, ordinals={"start": 5}))
+    sts.delete_pod(5)
+    sts.assert_ordered_creation()
+    sts.assert_stable_identity()
+    sts.assert_pod_dns()
+    assert sorted(p.name for p in sts.recorder.snapshot(POD)) == ["web-5", "web-6"]
+
+
+def test_guarantee_not_exercised_is_not_a_pass(stateful) -> None:
+    sts = stateful(web(replicas=2))
+    with pytest.raises(GuaranteeFailed, match="never scaled down during the run"):
+        sts.assert_ordered_termination()
+    with pytest.raises(GuaranteeFailed, match="never rolled out a new revision"):
+        sts.assert_ordered_rolling_update()

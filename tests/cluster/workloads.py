@@ -1,0 +1,43 @@
+"""Manifests for cluster tests: the seed example and the ways to break it."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+
+def service(name: str = "nginx", headless: bool = True, selector: dict[str, str] | None = None) -> dict[str, Any]:
+    spec: dict[str, Any] = {"ports": [{"port": 80, "name": "web"}], "selector": selector or {"app": "nginx"}}
+    if headless:
+        spec["clusterIP"] = "None"
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name}, "spec": spec}
+
+
+def statefulset(
+    replicas: int = 2,
+    service_name: str = "nginx",
+    claims: bool = False,
+    **spec: Any,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "serviceName": service_name,
+        "replicas": replicas,
+        "selector": {"matchLabels": {"app": "nginx"}},
+        "template": {
+            "metadata": {"labels": {"app": "nginx"}},
+            "spec": {"containers": [{"name": "nginx", "image": "nginx:1.9.1", "ports": [{"containerPort": 80}]}]},
+        },
+    }
+    if claims:
+        body["volumeClaimTemplates"] = [
+            {
+                "metadata": {"name": "www"},
+                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+            }
+        ]
+    body.update(copy.deepcopy(spec))
+    return {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "web"}, "spec": body}
+
+
+def web(**kwargs: Any) -> list[dict[str, Any]]:
+    return [service(), statefulset(**kwargs)]
