@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 from kubernetes import client, utils
-from kubernetes.client.rest import ApiException
+from kubernetes.client import ApiException
 
 from pytest_stateful.assertions import check_guarantee
 from pytest_stateful.checks import CHECKS, Subject, Verdict

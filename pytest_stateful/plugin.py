@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-import contextlib
-import re
-import secrets
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 import pytest
-from kubernetes import client
-from kubernetes.client.rest import ApiException
 
-from pytest_stateful.actions import Manifest, StatefulSetHandle
+from pytest_stateful.actions import StatefulSetHandle
 from pytest_stateful.cluster.local import ClusterError
 from pytest_stateful.cluster.providers import PROVIDERS, ClusterHandle, ProviderOptions, ProviderUnavailable, connect
-from pytest_stateful.recorder import Recorder
-
-OWNED_LABEL = "pytest-stateful.io/owned"
-# Namespaces this process created and has not deleted yet: deleted at exit even after Ctrl-C.
-_created_namespaces: dict[str, client.CoreV1Api] = {}
+from pytest_stateful.session import (
+    Recording,
+    create_namespace,
+    delete_leftover_namespaces,
+    delete_namespace,
+    forget_namespace,
+)
 
 
 def _positive_float(text: str) -> float:
@@ -123,12 +120,18 @@ def stateful_cluster(pytestconfig: pytest.Config) -> Iterator[ClusterHandle]:
         if reporter is not None and pytestconfig.get_verbosity() >= 0:
             reporter.write_line(line)
 
+    failure = None
     try:
         handle = connect(opts, log=log)
     except ProviderUnavailable as exc:
-        pytest.skip(str(exc))
+        failure = ("skip", str(exc))
     except ClusterError as exc:
-        pytest.fail(f"pytest-stateful: {exc}", pytrace=False)
+        failure = ("fail", f"pytest-stateful: {exc}")
+    # Outside the except blocks, so the report shows one sentence and no chained traceback.
+    if failure is not None:
+        if failure[0] == "skip":
+            pytest.skip(failure[1])
+        pytest.fail(failure[1], pytrace=False)
     try:
         yield handle
     finally:
@@ -138,23 +141,21 @@ def stateful_cluster(pytestconfig: pytest.Config) -> Iterator[ClusterHandle]:
 @pytest.fixture
 def stateful_namespace(request: pytest.FixtureRequest, stateful_cluster: ClusterHandle) -> Iterator[str]:
     """A fresh namespace, deleted at teardown (kept for a failed test with --stateful-keep-namespace)."""
-    core = stateful_cluster.core
-    name = _namespace_name(request.node.name)
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={OWNED_LABEL: "true"})))
-    _created_namespaces[name] = core
+    name = create_namespace(stateful_cluster, request.node.name)
     try:
         yield name
     finally:
         if request.config.getoption("stateful_keep_namespace") and _failed(request.node):
-            _created_namespaces.pop(name, None)
+            forget_namespace(name)
             reporter = request.config.pluginmanager.get_plugin("terminalreporter")
             if reporter is not None:
                 reporter.write_line(f"\n[stateful] kept namespace {name} of failed test {request.node.nodeid}")
         else:
-            _delete_namespace(name)
+            delete_namespace(name)
 
 
 StatefulFactory = Callable[..., StatefulSetHandle]
+handles_key = pytest.StashKey[list[StatefulSetHandle]]()
 
 
 @pytest.fixture
@@ -165,52 +166,15 @@ def stateful(
 
     Recording starts before the first apply and ends at teardown.
     """
-    recorder = Recorder(stateful_cluster.api, stateful_namespace)
-    recorder.start()
-    handles: list[StatefulSetHandle] = []
-    default_timeout = setting(request.config, "timeout")
-
-    def factory(
-        manifests: Iterable[Manifest],
-        statefulset: str | None = None,
-        timeout: float | None = None,
-        settle: bool = True,
-    ) -> StatefulSetHandle:
-        handle = StatefulSetHandle(stateful_cluster, stateful_namespace, recorder, timeout or default_timeout)
-        handles.append(handle)
-        handle.apply(manifests, statefulset)
-        if settle:
-            handle.wait_settled()
-            handle.probe_dns()
-        return handle
-
-    try:
-        yield factory
-    finally:
-        recorder.stop()
-        for handle in handles:
-            handle.uncordon()
-        request.node.stash[handles_key] = handles
-
-
-handles_key = pytest.StashKey[list[StatefulSetHandle]]()
-
-
-def _namespace_name(test_name: str) -> str:
-    slug = re.sub(r"[^a-z0-9-]+", "-", test_name.lower()).strip("-")[:40].strip("-") or "test"
-    return f"stateful-{slug}-{secrets.token_hex(3)}"
-
-
-def _delete_namespace(name: str) -> None:
-    core = _created_namespaces.pop(name, None)
-    if core is None:
-        return
-    with contextlib.suppress(ApiException):
-        core.delete_namespace(name, propagation_policy="Background")
+    recording = Recording(stateful_cluster, stateful_namespace, setting(request.config, "timeout"))
+    with recording:
+        try:
+            yield recording.statefulset
+        finally:
+            request.node.stash[handles_key] = recording.handles
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    # Normally empty: fixtures delete their namespaces. After Ctrl-C or a crash in a
-    # fixture, whatever is left goes here.
-    for name in list(_created_namespaces):
-        _delete_namespace(name)
+    # Normally nothing is left: fixtures delete their namespaces. After Ctrl-C or a
+    # crash inside a fixture, whatever remains is deleted here.
+    delete_leftover_namespaces()

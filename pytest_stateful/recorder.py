@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubernetes import client, watch
-from kubernetes.client.rest import ApiException
+from kubernetes.client import ApiException
 
 from pytest_stateful.timeline import EVENT, GAP, POD, PVC, SERVICE, SLICE, STEP, STS, Entry, Timeline
 

@@ -296,9 +296,10 @@ class LocalCluster:
                 },
             ],
         }
-        return [ctl, *build_stages(
-            module_dir, self.config.ready_delay_ms, UNREADY_LABEL, self.config.terminate_delay_ms
-        )]
+        return [
+            ctl,
+            *build_stages(module_dir, self.config.ready_delay_ms, UNREADY_LABEL, self.config.terminate_delay_ms),
+        ]
 
     def _kubectl(self, args: list[str], stdin: str | None = None) -> str:
         kubectl = self._bin("kubectl")

@@ -4,7 +4,16 @@ from pathlib import Path
 
 import pytest
 
+from pytest_stateful.cluster.build import cache_dir
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+# pytester moves HOME; the inner runs must still find the one cache and cluster.
+CACHE = cache_dir()
+
+
+@pytest.fixture(autouse=True)
+def _same_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTEST_STATEFUL_CACHE", str(CACHE))
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ are the upstream ones; only the nodes are simulated.
 from __future__ import annotations
 
 import pytest
-from workloads import service, statefulset, web
+from workloads import service, statefulset, wait_claims_gone, web
 
 from pytest_stateful import GuaranteeFailed, assert_ordered_creation
 from pytest_stateful.timeline import POD
@@ -75,10 +75,9 @@ def test_selector_matching_no_pod_fails_pod_dns(stateful) -> None:
 
 
 def test_retention_policy_deleting_claims_fails_stable_storage(stateful) -> None:
-    sts = stateful(
-        web(replicas=3, claims=True, persistentVolumeClaimRetentionPolicy={"whenScaled": "Delete"})
-    )
+    sts = stateful(web(replicas=3, claims=True, persistentVolumeClaimRetentionPolicy={"whenScaled": "Delete"}))
     sts.scale(1)
+    wait_claims_gone(sts, ["www-web-1", "www-web-2"])
     sts.scale(3)
     with pytest.raises(GuaranteeFailed) as failed:
         sts.assert_stable_storage()

@@ -41,3 +41,12 @@ def statefulset(
 
 def web(**kwargs: Any) -> list[dict[str, Any]]:
     return [service(), statefulset(**kwargs)]
+
+
+def wait_claims_gone(sts: Any, claims: list[str], timeout: float = 30.0) -> None:
+    """Scaling up again while deleted claims still terminate leaves a pod Pending on a claim that
+    then vanishes (upstream behaviour); wait until they are gone."""
+    from pytest_stateful.timeline import PVC
+
+    gone = sts.recorder.wait_until(lambda: not any((PVC, c) in sts.recorder.current for c in claims), timeout)
+    assert gone, f"claims {claims} still exist after {timeout} s"

@@ -1,0 +1,97 @@
+"""Fresh namespaces and recordings, usable without pytest (scripts, benchmarks) and by the fixtures."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import secrets
+from collections.abc import Iterable, Iterator
+
+from kubernetes import client
+from kubernetes.client import ApiException
+
+from pytest_stateful.actions import Manifest, StatefulSetHandle
+from pytest_stateful.cluster.providers import ClusterHandle
+from pytest_stateful.recorder import Recorder
+
+OWNED_LABEL = "pytest-stateful.io/owned"
+# Namespaces created by this process and not deleted yet, so an interrupted run can still clean up.
+_created: dict[str, client.CoreV1Api] = {}
+
+
+def namespace_name(test_name: str) -> str:
+    slug = re.sub(r"[^a-z0-9-]+", "-", test_name.lower()).strip("-")[:40].strip("-") or "test"
+    return f"stateful-{slug}-{secrets.token_hex(3)}"
+
+
+def create_namespace(cluster: ClusterHandle, test_name: str) -> str:
+    name = namespace_name(test_name)
+    cluster.core.create_namespace(
+        client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={OWNED_LABEL: "true"}))
+    )
+    _created[name] = cluster.core
+    return name
+
+
+def delete_namespace(name: str) -> None:
+    core = _created.pop(name, None)
+    if core is not None:
+        with contextlib.suppress(ApiException):
+            core.delete_namespace(name, propagation_policy="Background")
+
+
+def forget_namespace(name: str) -> None:
+    """Keep a namespace on purpose (debugging a failed test)."""
+    _created.pop(name, None)
+
+
+def delete_leftover_namespaces() -> None:
+    for name in list(_created):
+        delete_namespace(name)
+
+
+class Recording:
+    """One namespace's recorder and the StatefulSets applied into it."""
+
+    def __init__(self, cluster: ClusterHandle, namespace: str, timeout: float = 120.0) -> None:
+        self.cluster, self.namespace, self.timeout = cluster, namespace, timeout
+        self.recorder = Recorder(cluster.api, namespace)
+        self.handles: list[StatefulSetHandle] = []
+
+    def __enter__(self) -> Recording:
+        self.recorder.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.recorder.stop()
+        for handle in self.handles:
+            handle.uncordon()
+
+    def statefulset(
+        self,
+        manifests: Iterable[Manifest],
+        statefulset: str | None = None,
+        timeout: float | None = None,
+        settle: bool = True,
+    ) -> StatefulSetHandle:
+        handle = StatefulSetHandle(self.cluster, self.namespace, self.recorder, timeout or self.timeout)
+        self.handles.append(handle)
+        handle.apply(manifests, statefulset)
+        if settle:
+            handle.wait_settled()
+            handle.probe_dns()
+        return handle
+
+
+@contextlib.contextmanager
+def scenario(cluster: ClusterHandle, name: str, timeout: float = 120.0) -> Iterator[Recording]:
+    """A namespace and a recording for a script; both are gone afterwards."""
+    ns = create_namespace(cluster, name)
+    try:
+        with Recording(cluster, ns, timeout) as recording:
+            yield recording
+    finally:
+        delete_namespace(ns)

@@ -1,0 +1,76 @@
+"""Record scenarios on the local cluster and store their timelines in tests/data/ for unit tests.
+
+    .venv/bin/python scripts/record_timelines.py [scenario ...]
+
+Every stored timeline is what the real control plane did; unit tests judge these
+records offline and, for the failing cases, edit a copy to the broken order.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "cluster"))
+
+from workloads import service, statefulset, wait_claims_gone, web
+
+from pytest_stateful.actions import StatefulSetHandle
+from pytest_stateful.cluster.providers import ProviderOptions, connect
+from pytest_stateful.session import Recording, scenario
+
+DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
+
+
+def good(rec: Recording) -> StatefulSetHandle:
+    sts = rec.statefulset(web(replicas=2, claims=True))
+    sts.scale(3)
+    sts.delete_pod(0)
+    sts.delete_pods()
+    sts.update_image("nginx", "nginx:1.10")
+    sts.scale(1)
+    sts.scale(3)
+    return sts
+
+
+def parallel(rec: Recording) -> StatefulSetHandle:
+    sts = rec.statefulset(web(replicas=3, podManagementPolicy="Parallel"))
+    sts.scale(1)
+    return sts
+
+
+def retention_delete(rec: Recording) -> StatefulSetHandle:
+    sts = rec.statefulset(web(replicas=3, claims=True, persistentVolumeClaimRetentionPolicy={"whenScaled": "Delete"}))
+    sts.scale(1)
+    wait_claims_gone(sts, ["www-web-1", "www-web-2"])
+    sts.scale(3)
+    return sts
+
+
+def not_headless(rec: Recording) -> StatefulSetHandle:
+    return rec.statefulset([service(headless=False), statefulset()])
+
+
+SCENARIOS: dict[str, Callable[[Recording], StatefulSetHandle]] = {
+    "good": good,
+    "parallel": parallel,
+    "retention_delete": retention_delete,
+    "not_headless": not_headless,
+}
+
+
+def main(names: list[str]) -> None:
+    cluster = connect(ProviderOptions("local"))
+    DATA.mkdir(parents=True, exist_ok=True)
+    for name in names or list(SCENARIOS):
+        with scenario(cluster, f"record-{name}") as rec:
+            SCENARIOS[name](rec)
+        target = DATA / f"{name}.timeline.json"
+        target.write_text(rec.recorder.timeline.to_json() + "\n")
+        print(f"{name}: {len(rec.recorder.timeline)} entries -> {target.relative_to(Path.cwd())}")
+    cluster.close()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

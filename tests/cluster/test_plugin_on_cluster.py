@@ -1,0 +1,149 @@
+"""The plugin's fixtures and failure output against the real local cluster (pytester)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pytest_stateful import ClusterHandle
+
+WEB = Path(__file__).resolve().parents[2] / "examples" / "web"
+
+
+def _ns_phase(cluster: ClusterHandle, name: str) -> str:
+    from kubernetes.client import ApiException
+
+    try:
+        return str(cluster.core.read_namespace(name).status.phase)
+    except ApiException as exc:
+        if exc.status == 404:
+            return "Gone"
+        raise
+
+
+def test_failing_guarantee_shows_verdict_and_timeline(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        f"""
+        import yaml
+        from pytest_stateful import assert_ordered_creation
+
+        def test_parallel(stateful):
+            docs = list(yaml.safe_load_all(open("{WEB / "statefulset.yaml"}")))
+            docs[0]["spec"]["podManagementPolicy"] = "Parallel"
+            web = stateful(["{WEB / "svc.yaml"}", *docs])
+            assert_ordered_creation(web)
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "E*ordered_creation: FAILED (api level) - web-1 was created * s before web-0 became Ready",
+            "E*diagnosis:",
+            "E*podManagementPolicy is Parallel*",
+            "E*timeline around the first violation:",
+            "E*t (s)*kind*event*name*state",
+            "E*>>*Pod*ADDED*web-1*Pending NotReady*",
+            "E*node-level evidence: not available",
+        ]
+    )
+
+
+def test_namespace_is_deleted_and_kept_on_request(pytester: pytest.Pytester, stateful_cluster: ClusterHandle) -> None:
+    names = pytester.path / "names.txt"
+    pytester.makepyfile(
+        f"""
+        def test_pass(stateful_namespace):
+            open("{names}", "a").write(stateful_namespace + "\\n")
+
+        def test_fail(stateful_namespace):
+            open("{names}", "a").write(stateful_namespace + "\\n")
+            assert False
+        """
+    )
+    result = pytester.runpytest("--stateful-keep-namespace")
+    result.assert_outcomes(passed=1, failed=1)
+    passed_ns, failed_ns = names.read_text().split()
+    result.stdout.fnmatch_lines([f"*kept namespace {failed_ns} of failed test*test_fail*"])
+    assert _ns_phase(stateful_cluster, passed_ns) in ("Terminating", "Gone")
+    assert _ns_phase(stateful_cluster, failed_ns) == "Active"
+    stateful_cluster.core.delete_namespace(failed_ns)
+
+
+def test_ctrl_c_still_deletes_the_namespace(pytester: pytest.Pytester, stateful_cluster: ClusterHandle) -> None:
+    names = pytester.path / "names.txt"
+    pytester.makepyfile(
+        f"""
+        import time
+
+        def test_slow(stateful):
+            web = stateful(["{WEB / "svc.yaml"}", "{WEB / "statefulset.yaml"}"])
+            open("{names}", "w").write(web.namespace)
+            time.sleep(60)
+        """
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", str(pytester.path)],
+        cwd=pytester.path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=dict(os.environ),
+    )
+    deadline = time.monotonic() + 60
+    while not names.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    assert names.exists(), proc.communicate()[0] if proc.poll() is not None else "test never started"
+    proc.send_signal(signal.SIGINT)
+    output, _ = proc.communicate(timeout=60)
+    assert "KeyboardInterrupt" in output
+    assert _ns_phase(stateful_cluster, names.read_text()) in ("Terminating", "Gone")
+
+
+def test_existing_provider_on_the_local_clusters_kubeconfig(
+    pytester: pytest.Pytester, stateful_cluster: ClusterHandle
+) -> None:
+    pytester.makepyfile(
+        f"""
+        def test_web(stateful, stateful_cluster):
+            assert stateful_cluster.provider == "existing"
+            web = stateful(["{WEB / "svc.yaml"}", "{WEB / "statefulset.yaml"}"])
+            web.assert_ordered_creation()
+            web.assert_stable_identity()
+            web.assert_pod_dns()
+        """
+    )
+    result = pytester.runpytest(
+        "--stateful-cluster=existing",
+        f"--kubeconfig={stateful_cluster.kubeconfig}",
+        f"--kube-context={stateful_cluster.context}",
+        f"--stateful-dns={stateful_cluster.resolver.address if stateful_cluster.resolver else ''}",
+    )
+    result.stdout.fnmatch_lines([f"stateful: cluster provider existing context {stateful_cluster.context}*"])
+    result.assert_outcomes(passed=1)
+
+
+def test_manifest_outside_the_namespace_is_refused(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        from pytest_stateful import ManifestError
+
+        def test_cluster_scoped(stateful):
+            with pytest.raises(ManifestError, match="StorageClass fast is cluster-scoped and is not applied"):
+                stateful([{"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+                           "metadata": {"name": "fast"}, "provisioner": "x"}])
+
+        def test_other_namespace(stateful):
+            with pytest.raises(ManifestError, match="asks for namespace 'kube-system'"):
+                stateful([{"apiVersion": "v1", "kind": "ConfigMap",
+                           "metadata": {"name": "c", "namespace": "kube-system"}}])
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=2)

@@ -1,0 +1,168 @@
+"""The checks on timelines recorded from the real cluster, and on copies edited to break a guarantee."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from recorded import SUBJECT, first, load, renumbered
+
+from pytest_stateful.checks import GUARANTEES, run_check
+from pytest_stateful.timeline import DNS, GAP, POD, PVC, STS, Entry, Timeline
+
+
+@pytest.mark.parametrize("guarantee", GUARANTEES)
+def test_good_record_passes_every_guarantee(guarantee: str) -> None:
+    verdict = run_check(guarantee, load("good"), SUBJECT)
+    assert verdict.status == "passed", verdict.explain()
+    assert verdict.fidelity == "api"
+    assert verdict.node == "not available"
+
+
+def test_good_record_reports_dns_convergence() -> None:
+    verdict = run_check("pod_dns", load("good"), SUBJECT)
+    assert verdict.timings["dns_convergence_samples"] >= 3
+    assert 0 <= verdict.timings["dns_convergence_median_s"] <= verdict.timings["dns_convergence_max_s"]
+
+
+def test_pod_created_before_lower_ordinal_ready_fails() -> None:
+    timeline = load("good")
+    web0_ready = first(timeline, lambda e: e.kind == POD and e.name == "web-0" and e.get("ready"))
+    web1_added = first(timeline, lambda e: e.kind == POD and e.name == "web-1" and e.type == "ADDED")
+    entries = [e for e in timeline.entries if e.seq != web1_added.seq]
+    at = entries.index(web0_ready)
+    entries.insert(at, dataclasses.replace(web1_added, t=web0_ready.t - 0.41))
+    verdict = run_check("ordered_creation", renumbered(entries), SUBJECT)
+    assert verdict.status == "failed"
+    assert verdict.summary == "web-1 was created 0.41 s before web-0 became Ready"
+    assert ">>" in verdict.evidence and "web-1" in verdict.evidence
+
+
+def test_parallel_record_fails_with_the_policy_named() -> None:
+    timeline = load("parallel")
+    creation = run_check("ordered_creation", timeline, SUBJECT)
+    assert creation.status == "failed"
+    assert any("podManagementPolicy is Parallel" in d for d in creation.diagnosis)
+    termination = run_check("ordered_termination", timeline, SUBJECT)
+    assert termination.status == "failed"
+    assert termination.violations[0].message.startswith("web-1 started terminating while web-2 was")
+
+
+def test_gap_in_pod_events_is_an_incomplete_record() -> None:
+    timeline = load("good")
+    gap = Entry(0, 1.0, GAP, "gap", POD, data={"reason": "watch expired at resourceVersion 42 (410 Gone)"})
+    verdict = run_check("ordered_creation", renumbered([*timeline.entries, gap]), SUBJECT)
+    assert verdict.status == "incomplete"
+    assert "incomplete record" in verdict.summary and "410 Gone" in verdict.summary
+
+
+def test_wrong_hostname_fails_stable_identity() -> None:
+    timeline = load("good")
+    added = first(timeline, lambda e: e.kind == POD and e.name == "web-1" and e.type == "ADDED")
+    entries = [
+        dataclasses.replace(e, data={**e.data, "hostname": "db-1"}) if e.seq == added.seq else e
+        for e in timeline.entries
+    ]
+    verdict = run_check("stable_identity", renumbered(entries), SUBJECT)
+    assert verdict.status == "failed"
+    assert verdict.summary == "web-1 has spec.hostname 'db-1', not 'web-1'"
+
+
+def test_pod_that_never_comes_back_fails_stable_identity() -> None:
+    timeline = load("good")
+    last_deleted = [e for e in timeline.entries if e.kind == POD and e.name == "web-0" and e.type == "DELETED"][-1]
+    entries = [e for e in timeline.entries if not (e.kind == POD and e.name == "web-0" and e.seq > last_deleted.seq)]
+    verdict = run_check("stable_identity", renumbered(entries), SUBJECT)
+    assert verdict.status == "failed"
+    assert "web-0 was deleted at" in verdict.summary and "never came back" in verdict.summary
+
+
+def test_retention_delete_record_fails_stable_storage() -> None:
+    verdict = run_check("stable_storage", load("retention_delete"), SUBJECT)
+    assert verdict.status == "failed"
+    assert any("whenScaled: Delete" in d for d in verdict.diagnosis)
+    assert any("claim www-web-2 was deleted and created again" in v.message for v in verdict.violations)
+
+
+def test_claim_rebound_to_another_volume_fails_stable_storage() -> None:
+    timeline = load("good")
+    last = [e for e in timeline.entries if e.kind == PVC and e.name == "www-web-0"][-1]
+    moved = dataclasses.replace(last, data={**last.data, "volume": "pvc-elsewhere"})
+    verdict = run_check("stable_storage", renumbered([*timeline.entries, moved]), SUBJECT)
+    assert verdict.status == "failed"
+    assert "claim www-web-0 moved from volume" in verdict.summary
+
+
+def test_update_out_of_order_fails_ordered_rolling_update() -> None:
+    timeline = load("good")
+    # Pretend the StatefulSet's update went to web-0 while web-2 was still on the old revision.
+    sts_rollout = first(timeline, lambda e: e.kind == STS and e.get("current_revision") != e.get("update_revision"))
+    target = sts_rollout.get("update_revision")
+    web0 = first(timeline, lambda e: e.kind == POD and e.name == "web-0" and e.seq > sts_rollout.seq)
+    fake = dataclasses.replace(web0, type="ADDED", uid="fake-uid", data={**web0.data, "revision": target})
+    entries = list(timeline.entries)
+    entries.insert(entries.index(sts_rollout) + 1, fake)
+    verdict = run_check("ordered_rolling_update", renumbered(entries), SUBJECT)
+    assert verdict.status == "failed"
+    assert verdict.summary.startswith("web-0 was updated while web-2 was")
+
+
+def test_not_headless_record_fails_pod_dns() -> None:
+    verdict = run_check("pod_dns", load("not_headless"), SUBJECT)
+    assert verdict.status == "failed"
+    assert verdict.summary.startswith("Service nginx is not headless (clusterIP ")
+    assert verdict.summary.endswith("set clusterIP: None")
+
+
+def test_dns_answer_that_never_converged_fails_pod_dns() -> None:
+    timeline = load("good")
+    wrong = Entry(
+        0,
+        99.0,
+        DNS,
+        "answer",
+        "web-0.nginx.recorded.svc.cluster.local",
+        data={
+            "qname": "web-0.nginx.recorded.svc.cluster.local",
+            "answers": ["10.0.0.9"],
+            "expected": ["10.0.1.3"],
+            "what": "web-0's current IP",
+            "pod": "web-0",
+            "ok": False,
+            "waited": 30.0,
+        },
+    )
+    verdict = run_check("pod_dns", renumbered([*timeline.entries, wrong]), SUBJECT)
+    assert verdict.status == "failed"
+    assert verdict.summary == (
+        "web-0.nginx.recorded.svc.cluster.local answered 10.0.0.9 after waiting 30.0 s; "
+        "expected 10.0.1.3 (web-0's current IP)"
+    )
+
+
+def test_no_dns_probe_is_incomplete_not_passed() -> None:
+    timeline = Timeline(e for e in load("good").entries if e.kind != DNS)
+    verdict = run_check("pod_dns", renumbered(list(timeline.entries)), SUBJECT)
+    assert verdict.status == "incomplete"
+
+
+def test_node_level_probe_failure_fails_identity() -> None:
+    timeline = load("good")
+    probe = Entry(
+        0,
+        50.0,
+        "Probe",
+        "exec",
+        "web-0",
+        data={"probe": "hostname", "ok": False, "message": "hostname inside web-0 printed 'node-000001', not 'web-0'"},
+    )
+    verdict = run_check("stable_identity", renumbered([*timeline.entries, probe]), SUBJECT)
+    assert verdict.status == "failed"
+    assert verdict.fidelity == "node" and verdict.node == "failed"
+    assert verdict.summary == "hostname inside web-0 printed 'node-000001', not 'web-0'"
+
+
+def test_timeline_json_round_trip() -> None:
+    timeline = load("good")
+    again = Timeline.from_json(timeline.to_json())
+    assert [e.to_dict() for e in again] == [e.to_dict() for e in timeline]
