@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Callable, Generator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +19,7 @@ from pytest_stateful.session import (
     delete_namespace,
     forget_namespace,
 )
+from pytest_stateful.spec.items import StatefulFile
 
 
 def _positive_float(text: str) -> float:
@@ -53,7 +56,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="keep the namespace of a failed test for debugging",
     )
+    group.addoption(
+        "--stateful-traceback",
+        action="store_true",
+        default=False,
+        help="show Python tracebacks for failing YAML specs instead of the spec's own report",
+    )
     parser.addini("stateful_cluster", "default cluster provider", default="local")
+    parser.addini(
+        "stateful_patterns",
+        "file name patterns collected as stateful specs",
+        type="args",
+        default=["*.stateful.yaml"],
+    )
     parser.addini("stateful_timeout", "default timeout of each step in seconds", default="120")
 
 
@@ -61,6 +76,18 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "stateful_cluster: the test needs a cluster (deselect with -m 'not stateful_cluster')"
     )
+    config.addinivalue_line(
+        "markers",
+        "stateful(manifests=[...], chart={...}, statefulset=None, timeout=None, steps=[...], expect=[...]): "
+        "deploy, disrupt and judge as a *.stateful.yaml document would, before the test body runs",
+    )
+
+
+def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> StatefulFile | None:
+    patterns = list(parent.config.getini("stateful_patterns"))
+    if any(fnmatch.fnmatch(file_path.name, p) for p in patterns):
+        return StatefulFile.from_parent(parent, path=file_path)
+    return None
 
 
 def setting(config: pytest.Config, name: str) -> Any:
@@ -105,37 +132,52 @@ def _failed(item: pytest.Item) -> bool:
     return any(r.failed for r in item.stash.get(_reports_key, {}).values())
 
 
+_cluster_key = pytest.StashKey[ClusterHandle | tuple[str, str]]()
+
+
+def cluster_for(config: pytest.Config) -> ClusterHandle:
+    """The session's one cluster handle, connected on first use; YAML items and fixtures share it.
+
+    A provider that cannot run here skips every test that needs it; a provider that fails
+    fails them, each with the same one-line reason, without retrying.
+    """
+    cached = config.stash.get(_cluster_key, None)
+    if cached is None:
+        opts = ProviderOptions(
+            provider=setting(config, "cluster"),
+            kubeconfig=config.getoption("kubeconfig"),
+            context=config.getoption("kube_context"),
+            dns=config.getoption("stateful_dns"),
+        )
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+
+        def log(line: str) -> None:
+            if reporter is not None and config.get_verbosity() >= 0:
+                reporter.write_line(line)
+
+        try:
+            cached = connect(opts, log=log)
+        except ProviderUnavailable as exc:
+            cached = ("skip", str(exc))
+        except ClusterError as exc:
+            cached = ("fail", f"pytest-stateful: {exc}")
+        config.stash[_cluster_key] = cached
+    if isinstance(cached, tuple):
+        # Outside any except block, so the report shows one sentence and no chained traceback.
+        if cached[0] == "skip":
+            pytest.skip(cached[1])
+        pytest.fail(cached[1], pytrace=False)
+    return cached
+
+
+def keep_namespace_on_failure(config: pytest.Config) -> bool:
+    return bool(config.getoption("stateful_keep_namespace"))
+
+
 @pytest.fixture(scope="session")
-def stateful_cluster(pytestconfig: pytest.Config) -> Iterator[ClusterHandle]:
+def stateful_cluster(pytestconfig: pytest.Config) -> ClusterHandle:
     """The cluster of this session, from the provider chosen with --stateful-cluster."""
-    opts = ProviderOptions(
-        provider=setting(pytestconfig, "cluster"),
-        kubeconfig=pytestconfig.getoption("kubeconfig"),
-        context=pytestconfig.getoption("kube_context"),
-        dns=pytestconfig.getoption("stateful_dns"),
-    )
-    reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
-
-    def log(line: str) -> None:
-        if reporter is not None and pytestconfig.get_verbosity() >= 0:
-            reporter.write_line(line)
-
-    failure = None
-    try:
-        handle = connect(opts, log=log)
-    except ProviderUnavailable as exc:
-        failure = ("skip", str(exc))
-    except ClusterError as exc:
-        failure = ("fail", f"pytest-stateful: {exc}")
-    # Outside the except blocks, so the report shows one sentence and no chained traceback.
-    if failure is not None:
-        if failure[0] == "skip":
-            pytest.skip(failure[1])
-        pytest.fail(failure[1], pytrace=False)
-    try:
-        yield handle
-    finally:
-        handle.close()
+    return cluster_for(pytestconfig)
 
 
 @pytest.fixture
@@ -145,7 +187,7 @@ def stateful_namespace(request: pytest.FixtureRequest, stateful_cluster: Cluster
     try:
         yield name
     finally:
-        if request.config.getoption("stateful_keep_namespace") and _failed(request.node):
+        if keep_namespace_on_failure(request.config) and _failed(request.node):
             forget_namespace(name)
             reporter = request.config.pluginmanager.get_plugin("terminalreporter")
             if reporter is not None:
@@ -178,3 +220,6 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     # Normally nothing is left: fixtures delete their namespaces. After Ctrl-C or a
     # crash inside a fixture, whatever remains is deleted here.
     delete_leftover_namespaces()
+    cluster = config.stash.get(_cluster_key, None)
+    if isinstance(cluster, ClusterHandle):
+        cluster.close()

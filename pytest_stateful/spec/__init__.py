@@ -1,0 +1,5 @@
+"""Declarative specs: `*.stateful.yaml` files and the `@pytest.mark.stateful(...)` marker."""
+
+from pytest_stateful.spec.loader import Spec, SpecError, Step, load_file, schema
+
+__all__ = ["Spec", "SpecError", "Step", "load_file", "schema"]
