@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 
 from pytest_stateful.actions import StatefulSetHandle
+from pytest_stateful.checks import Verdict
 from pytest_stateful.cluster.local import ClusterError
 from pytest_stateful.cluster.providers import PROVIDERS, ClusterHandle, ProviderOptions, ProviderUnavailable, connect
+from pytest_stateful.report import guarantee_table, write_reports
 from pytest_stateful.session import (
     Recording,
     create_namespace,
@@ -19,7 +21,7 @@ from pytest_stateful.session import (
     delete_namespace,
     forget_namespace,
 )
-from pytest_stateful.spec.items import StatefulFile
+from pytest_stateful.spec.items import StatefulFile, StatefulItem
 
 
 def _positive_float(text: str) -> float:
@@ -62,7 +64,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="show Python tracebacks for failing YAML specs instead of the spec's own report",
     )
+    group.addoption(
+        "--stateful-report-dir",
+        default=None,
+        metavar="DIR",
+        help="write a JSON report per stateful test (verdicts, timings, timeline) into DIR (ini: stateful_report_dir)",
+    )
     parser.addini("stateful_cluster", "default cluster provider", default="local")
+    parser.addini("stateful_report_dir", "directory for per-test reports", default="")
     parser.addini(
         "stateful_patterns",
         "file name patterns collected as stateful specs",
@@ -101,6 +110,9 @@ def setting(config: pytest.Config, name: str) -> Any:
             return _positive_float(str(raw))
         except ValueError as exc:
             raise pytest.UsageError(f"ini option stateful_timeout: {exc}") from None
+    if name == "report_dir":
+        raw = str(config.getini("stateful_report_dir") or "")
+        return raw or None
     if name == "cluster":
         provider = str(config.getini("stateful_cluster"))
         if provider not in PROVIDERS:
@@ -119,10 +131,55 @@ def pytest_report_header(config: pytest.Config) -> str:
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    if call.when == "teardown":
+        _collect_verdicts(item)
     report = yield
     # Fixtures read this at teardown to know whether the test failed.
     item.stash.setdefault(_reports_key, {})[report.when] = report
     return report
+
+
+def _collect_verdicts(item: pytest.Item) -> None:
+    """After a stateful test: JUnit properties, the session table, the report files."""
+    handles: list[StatefulSetHandle] = []
+    handles += item.stash.get(handles_key, [])
+    if isinstance(item, StatefulItem) and item.run.handle is not None:
+        handles.append(item.run.handle)
+    verdicts: dict[str, Verdict] = {}
+    for handle in handles:
+        verdicts.update(handle.verdicts)
+    if not handles:
+        return
+    for guarantee, verdict in verdicts.items():
+        item.user_properties.append((f"stateful.{guarantee}", verdict.status))
+        item.user_properties.append((f"stateful.{guarantee}.fidelity", verdict.fidelity))
+        item.user_properties.append((f"stateful.{guarantee}.node", verdict.node))
+        for key, value in verdict.timings.items():
+            item.user_properties.append((f"stateful.{guarantee}.{key}", value))
+    if verdicts:
+        item.config.stash.setdefault(_verdicts_key, {})[item.nodeid] = verdicts
+    directory = setting(item.config, "report_dir")
+    if directory:
+        handle = handles[-1]
+        outcome = "failed" if _failed(item) else "passed"
+        subject = {"statefulset": handle.name, "namespace": handle.namespace, "cluster": handle.cluster.describe()}
+        write_reports(Path(directory), item.nodeid, outcome, subject, verdicts, handle.timeline)
+        item.config.stash[_wrote_reports_key] = True
+
+
+_verdicts_key = pytest.StashKey[dict[str, dict[str, Verdict]]]()
+_wrote_reports_key = pytest.StashKey[bool]()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    rows = config.stash.get(_verdicts_key, {})
+    if rows and config.get_verbosity() >= -1:
+        terminalreporter.section("stateful guarantees")
+        for line in guarantee_table(rows):
+            terminalreporter.write_line(line)
+    directory = setting(config, "report_dir")
+    if directory and config.stash.get(_wrote_reports_key, False):
+        terminalreporter.write_line(f"stateful reports: {Path(directory).resolve()}")
 
 
 _reports_key = pytest.StashKey[dict[str, pytest.TestReport]]()

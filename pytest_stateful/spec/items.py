@@ -38,7 +38,7 @@ class StatefulItem(pytest.Item):
     def __init__(self, *, spec: Spec, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.spec = spec
-        self.run: SpecRun | None = None
+        self.run = SpecRun(spec)
 
     def runtest(self) -> None:
         from pytest_stateful.plugin import cluster_for, keep_namespace_on_failure, setting
@@ -48,7 +48,7 @@ class StatefulItem(pytest.Item):
         namespace = create_namespace(cluster, self.name)
         failed = True
         try:
-            self.run = run_spec(self.spec, cluster, namespace, setting(self.config, "timeout"))
+            run_spec(self.spec, cluster, namespace, setting(self.config, "timeout"), run=self.run)
             failed = False
         finally:
             if failed and keep_namespace_on_failure(self.config):

@@ -86,10 +86,14 @@ def run_spec(
     cluster: ClusterHandle,
     namespace: str,
     timeout: float,
+    run: SpecRun | None = None,
     on_step: Callable[[int, Step], None] = lambda _i, _s: None,
 ) -> SpecRun:
-    """Deploy into `namespace`, take every step, return the verdicts; raise StepFailed/ExpectFailed."""
-    run = SpecRun(spec)
+    """Deploy into `namespace`, take every step, return the verdicts; raise StepFailed/ExpectFailed.
+
+    `run` (if given) is filled as the spec goes, so a caller still has the handle after a failure.
+    """
+    run = run or SpecRun(spec)
     timeout = spec.timeout or timeout
     with Recording(cluster, namespace, timeout) as recording:
         manifests: list[Any] = (

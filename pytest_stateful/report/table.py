@@ -1,0 +1,40 @@
+"""The end-of-session table: one row per test, one column per guarantee."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pytest_stateful.checks import GUARANTEES, Verdict
+
+HEADERS = {
+    "ordered_creation": "creation",
+    "ordered_termination": "termination",
+    "ordered_rolling_update": "rolling update",
+    "stable_identity": "identity",
+    "pod_dns": "pod dns",
+    "stable_storage": "storage",
+}
+
+
+def cell(verdict: Verdict | None) -> str:
+    if verdict is None:
+        return "-"
+    if verdict.status == "passed":
+        return "passed" if verdict.node != "passed" else "passed+node"
+    return "FAILED" if verdict.status == "failed" else "incomplete"
+
+
+def guarantee_table(rows: Mapping[str, Mapping[str, Verdict]]) -> list[str]:
+    """Aligned lines; `rows` maps a test id to its verdicts by guarantee."""
+    if not rows:
+        return []
+    columns = [g for g in GUARANTEES if any(g in v for v in rows.values())]
+    table = [["test", *[HEADERS[g] for g in columns]]]
+    for test, verdicts in rows.items():
+        table.append([test, *[cell(verdicts.get(g)) for g in columns]])
+    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in table]
+    node = {v.node for verdicts in rows.values() for v in verdicts.values()}
+    if node == {"not available"}:
+        lines.append("all verdicts at api level: node-level evidence is not available on simulated nodes")
+    return lines
