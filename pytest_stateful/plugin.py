@@ -141,8 +141,7 @@ def pytest_runtest_makereport(
 
 def _collect_verdicts(item: pytest.Item) -> None:
     """After a stateful test: JUnit properties, the session table, the report files."""
-    handles: list[StatefulSetHandle] = []
-    handles += item.stash.get(handles_key, [])
+    handles: list[StatefulSetHandle] = list(item.stash[handles_key]) if handles_key in item.stash else []
     if isinstance(item, StatefulItem) and item.run.handle is not None:
         handles.append(item.run.handle)
     verdicts: dict[str, Verdict] = {}
