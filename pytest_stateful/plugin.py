@@ -141,7 +141,8 @@ def pytest_runtest_makereport(
 
 def _collect_verdicts(item: pytest.Item) -> None:
     """After a stateful test: JUnit properties, the session table, the report files."""
-    handles: list[StatefulSetHandle] = list(item.stash[handles_key]) if handles_key in item.stash else []
+    stored: list[StatefulSetHandle] | None = item.stash.get(handles_key, None)
+    handles = list(stored or [])
     if isinstance(item, StatefulItem) and item.run.handle is not None:
         handles.append(item.run.handle)
     verdicts: dict[str, Verdict] = {}
