@@ -197,6 +197,13 @@ class StatefulSetHandle:
         with self.step("update_image", f"{container}={image}", settle, timeout):
             self._patch_template({"spec": {"containers": [{"name": container, "image": image}]}})
 
+    def set_partition(self, partition: int, settle: bool = True, timeout: float | None = None) -> None:
+        """Move the RollingUpdate partition: pods at or above it take the update revision."""
+        with self.step("partition", f"to {partition}", settle, timeout):
+            patch = {"spec": {"updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": partition}}}}
+            sts = self.cluster.apps.patch_namespaced_stateful_set(self.name, self.namespace, patch)
+            self._min_generation = int(sts.metadata.generation or 0)
+
     def make_unready(self, ordinal: int, settle: bool = False, timeout: float | None = None) -> None:
         """Hold a pod NotReady (local cluster: a KWOK stage keyed on a label) until make_ready."""
         pod = f"{self.name}-{ordinal}"

@@ -17,7 +17,6 @@ def _parser() -> argparse.ArgumentParser:
     verbs = cluster.add_subparsers(dest="verb", required=True)
 
     build = verbs.add_parser("build", help=f"build the pinned upstream programs into {cache_dir()}/bin")
-    build.add_argument("--helm", action="store_true", help="also build helm")
     build.add_argument("--kubelet", action="store_true", help="also build the kubelet (real-node mode)")
 
     up = verbs.add_parser("up", help="start the local cluster (idempotent)")
@@ -35,7 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.verb == "build":
-            Builder(cache_dir()).build_all(components(with_kubelet=args.kubelet, with_helm=args.helm))
+            Builder(cache_dir()).build_all(components(with_kubelet=args.kubelet))
             return 0
         if args.verb == "up":
             cluster = LocalCluster(LocalClusterConfig.from_arguments(args))

@@ -157,7 +157,10 @@ def _collect_verdicts(item: pytest.Item) -> None:
         for key, value in verdict.timings.items():
             item.user_properties.append((f"stateful.{guarantee}.{key}", value))
     if verdicts:
-        item.config.stash.setdefault(_verdicts_key, {})[item.nodeid] = verdicts
+        # The table names tests by file and test name; full node ids are in the JUnit and JSON reports.
+        file_part, _, test_part = item.nodeid.partition("::")
+        label = f"{Path(file_part).name}::{test_part}" if test_part else item.nodeid
+        item.config.stash.setdefault(_verdicts_key, {})[label] = verdicts
     directory = setting(item.config, "report_dir")
     if directory:
         handle = handles[-1]

@@ -91,7 +91,7 @@ def _kubernetes_ldflags(version: str) -> tuple[str, ...]:
     return tuple(flags)
 
 
-def components(with_kubelet: bool = False, with_helm: bool = False) -> list[Component]:
+def components(with_kubelet: bool = False, with_helm: bool = True) -> list[Component]:
     """The pinned set, in build order (fast ones first so failures show early)."""
     k8s_cmds = ["kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl"]
     if with_kubelet:
@@ -325,7 +325,7 @@ def _fmt(seconds: float) -> str:
 
 if __name__ == "__main__":
     try:
-        Builder(cache_dir()).build_all(components(with_helm="--helm" in sys.argv, with_kubelet="--kubelet" in sys.argv))
+        Builder(cache_dir()).build_all(components(with_kubelet="--kubelet" in sys.argv))
     except BuildError as exc:
         print(f"pytest-stateful: {exc}", file=sys.stderr)
         sys.exit(1)

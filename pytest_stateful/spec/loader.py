@@ -23,6 +23,7 @@ STEP_ACTIONS = (
     "scale",
     "rollout_restart",
     "update_image",
+    "partition",
     "make_unready",
     "make_ready",
     "drain_node",

@@ -58,7 +58,7 @@ def render_chart(chart: dict[str, Any], namespace: str) -> list[dict[str, Any]]:
     """`helm template` the chart into plain objects for the test namespace."""
     helm = helm_binary()
     if helm is None:
-        raise ManifestError("chart: helm was not found: run `pytest-stateful cluster build --helm` or put helm on PATH")
+        raise ManifestError("chart: helm was not found: run `pytest-stateful cluster build` or put helm on PATH")
     release = chart.get("release") or Path(chart["path"]).name
     with tempfile.TemporaryDirectory(prefix="pytest-stateful-helm-") as tmp:
         args = [helm, "template", release, chart["path"], "--namespace", namespace]
@@ -128,6 +128,8 @@ def take_step(handle: StatefulSetHandle, step: Step) -> None:
         handle.rollout_restart(**kwargs)
     elif step.action == "update_image":
         handle.update_image(value["container"], value["image"], **kwargs)
+    elif step.action == "partition":
+        handle.set_partition(int(value), **kwargs)
     elif step.action == "make_unready":
         handle.make_unready(int(value), **kwargs)
     elif step.action == "make_ready":
