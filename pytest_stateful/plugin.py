@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from pytest_stateful.actions import StatefulSetHandle
+from pytest_stateful.actions import ManifestError, StatefulSetHandle, StepTimeout
 from pytest_stateful.checks import Verdict
 from pytest_stateful.cluster.local import ClusterError
 from pytest_stateful.cluster.providers import PROVIDERS, ClusterHandle, ProviderOptions, ProviderUnavailable, connect
@@ -21,7 +21,9 @@ from pytest_stateful.session import (
     delete_namespace,
     forget_namespace,
 )
-from pytest_stateful.spec.items import StatefulFile, StatefulItem
+from pytest_stateful.spec.items import StatefulFile, StatefulItem, explain_failure
+from pytest_stateful.spec.loader import SpecError, spec_from_mapping
+from pytest_stateful.spec.runner import ExpectFailed, SpecRun, StepFailed, run_spec
 
 
 def _positive_float(text: str) -> float:
@@ -92,6 +94,59 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+_spec_run_key = pytest.StashKey[SpecRun]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    """`@pytest.mark.stateful(...)`: run the spec first, in its own namespace; then the test body."""
+    marker = item.get_closest_marker("stateful")
+    if marker is not None and isinstance(item, pytest.Function):
+        _run_marker_spec(item, marker)
+    return (yield)
+
+
+def _run_marker_spec(item: pytest.Function, marker: pytest.Mark) -> None:
+    __tracebackhide__ = True
+    if marker.args:
+        raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.stateful takes keyword arguments only")
+    line = item.function.__code__.co_firstlineno
+    failure = None
+    try:
+        spec = spec_from_mapping(marker.kwargs, item.path, line, item.name)
+    except SpecError as exc:
+        failure = f"invalid @pytest.mark.stateful: {exc.message} ({item.path.name}:{line})"
+    if failure is not None:
+        pytest.fail(failure, pytrace=False)
+    run = item.stash[_spec_run_key] = SpecRun(spec)
+    try:
+        run_spec_in_fresh_namespace(item.config, item.name, run)
+    except (StepFailed, ExpectFailed, ManifestError, StepTimeout) as exc:
+        if item.config.getoption("stateful_traceback"):
+            raise
+        failure = explain_failure(spec, exc)
+    if failure is not None:
+        pytest.fail(failure, pytrace=False)
+
+
+def run_spec_in_fresh_namespace(config: pytest.Config, test_name: str, run: SpecRun) -> None:
+    """What a YAML document and the marker share: a namespace of its own, kept on failure if asked."""
+    cluster = cluster_for(config)
+    namespace = create_namespace(cluster, test_name)
+    failed = True
+    try:
+        run_spec(run.spec, cluster, namespace, setting(config, "timeout"), run=run)
+        failed = False
+    finally:
+        if failed and keep_namespace_on_failure(config):
+            forget_namespace(namespace)
+            reporter = config.pluginmanager.get_plugin("terminalreporter")
+            if reporter is not None:
+                reporter.write_line(f"\n[stateful] kept namespace {namespace} of failed test {test_name}")
+        else:
+            delete_namespace(namespace)
+
+
 def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> StatefulFile | None:
     patterns = list(parent.config.getini("stateful_patterns"))
     if any(fnmatch.fnmatch(file_path.name, p) for p in patterns):
@@ -143,8 +198,9 @@ def _collect_verdicts(item: pytest.Item) -> None:
     """After a stateful test: JUnit properties, the session table, the report files."""
     stored: list[StatefulSetHandle] | None = item.stash.get(handles_key, None)
     handles = list(stored or [])
-    if isinstance(item, StatefulItem) and item.run.handle is not None:
-        handles.append(item.run.handle)
+    run = item.run if isinstance(item, StatefulItem) else item.stash.get(_spec_run_key, None)
+    if run is not None and run.handle is not None:
+        handles.append(run.handle)
     verdicts: dict[str, Verdict] = {}
     for handle in handles:
         verdicts.update(handle.verdicts)

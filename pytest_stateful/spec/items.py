@@ -11,9 +11,8 @@ from _pytest._code.code import TerminalRepr
 
 from pytest_stateful.actions import ManifestError, StepTimeout
 from pytest_stateful.assertions import GuaranteeFailed
-from pytest_stateful.cluster.providers import ClusterHandle
 from pytest_stateful.spec.loader import Spec, SpecError, load_file
-from pytest_stateful.spec.runner import ExpectFailed, SpecRun, StepFailed, run_spec
+from pytest_stateful.spec.runner import ExpectFailed, SpecRun, StepFailed
 
 SPEC_ERRORS = (SpecError, StepFailed, ExpectFailed, ManifestError, StepTimeout, GuaranteeFailed)
 
@@ -41,21 +40,9 @@ class StatefulItem(pytest.Item):
         self.run = SpecRun(spec)
 
     def runtest(self) -> None:
-        from pytest_stateful.plugin import cluster_for, keep_namespace_on_failure, setting
-        from pytest_stateful.session import create_namespace, delete_namespace, forget_namespace
+        from pytest_stateful.plugin import run_spec_in_fresh_namespace
 
-        cluster: ClusterHandle = cluster_for(self.config)
-        namespace = create_namespace(cluster, self.name)
-        failed = True
-        try:
-            run_spec(self.spec, cluster, namespace, setting(self.config, "timeout"), run=self.run)
-            failed = False
-        finally:
-            if failed and keep_namespace_on_failure(self.config):
-                forget_namespace(namespace)
-                self.add_report_section("call", "stateful", f"kept namespace {namespace}")
-            else:
-                delete_namespace(namespace)
+        run_spec_in_fresh_namespace(self.config, self.name, self.run)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str | TerminalRepr:
         if self.config.getoption("stateful_traceback") or not isinstance(excinfo.value, SPEC_ERRORS):

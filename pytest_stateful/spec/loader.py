@@ -94,11 +94,16 @@ def load_file(path: Path) -> list[Spec]:
     for index, node in enumerate(documents):
         lines: dict[Path_, int] = {}
         data = _to_python(node, (), lines)
-        default_name = path.name.removesuffix(".yaml").removesuffix(".stateful")
+        default_name = path.name.split(".")[0]
         if len(documents) > 1:
             default_name += f"[{index}]"
         specs.append(_build(path, index, node.start_mark.line + 1, data, lines, default_name))
     return specs
+
+
+def spec_from_mapping(data: Mapping[str, Any], path: Path, line: int, name: str) -> Spec:
+    """A spec given in Python (the `stateful` marker), validated exactly like a YAML document."""
+    return _build(path, 0, line, dict(data), {}, name)
 
 
 def validate(data: Any, path: Path, lines: Mapping[Path_, int], first_line: int) -> None:
@@ -110,6 +115,12 @@ def validate(data: Any, path: Path, lines: Mapping[Path_, int], first_line: int)
     error = _most_specific(errors)
     where: Path_ = tuple(error.absolute_path)
     line = _line(lines, where, first_line)
+    if error.validator == "additionalProperties":
+        # Point at the unknown key itself, not at the mapping that holds it.
+        known = error.schema.get("properties", {}) if isinstance(error.schema, dict) else {}
+        instance: Any = error.instance
+        extra = [k for k in instance if k not in known]
+        line = _line(lines, (*where, extra[0]), line) if extra else line
     raise SpecError(path, line, _explain(error, where, data))
 
 
@@ -118,7 +129,7 @@ def _build(path: Path, index: int, line: int, data: Any, lines: dict[Path_, int]
         raise SpecError(path, line, f"a spec document must be a mapping of keys, not {type(data).__name__}")
     validate(data, path, lines, line)
     base = path.parent
-    if ("manifests" in data) == ("chart" in data):
+    if ("manifests" in data) == ("chart" in data):  # neither, or both
         raise SpecError(path, line, "give either `manifests:` or `chart:` (exactly one of them)")
     manifests: list[Path] = []
     for i, rel in enumerate(data.get("manifests", [])):
