@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -107,6 +107,11 @@ class StatefulSetHandle:
         self.objects: list[dict[str, Any]] = []
         self._cordoned: set[str] = set()
         self.verdicts: dict[str, Verdict] = {}
+        # Live progress: receives "scale to 3: waiting for web-2 Ready, 4.1 s" while a step waits.
+        self.progress: Callable[[str], None] | None = None
+        self._step_label = "apply"
+        # Seconds from receiving the event that completed a wait to the wait returning.
+        self.detection_latencies: list[float] = []
         # The generation our last change produced: a settle must not be judged on older state.
         self._min_generation = 0
 
@@ -157,8 +162,7 @@ class StatefulSetHandle:
     def wait_settled(self, timeout: float | None = None) -> None:
         """Until observedGeneration is current, every replica is Ready and the rollout is done."""
         timeout = self.timeout if timeout is None else timeout
-        ok = self.recorder.wait_until(self._settled, timeout)
-        if not ok:
+        if not self._wait_for(self._settled, timeout, self._settle_goal):
             raise StepTimeout(self._timeout_text(f"{self.name} to settle", timeout))
 
     def delete_pod(self, ordinal: int, settle: bool = True, timeout: float | None = None) -> None:
@@ -403,8 +407,41 @@ class StatefulSetHandle:
 
     def _wait(self, predicate: Any, what: str, timeout: float | None) -> None:
         timeout = self.timeout if timeout is None else timeout
-        if not self.recorder.wait_until(predicate, timeout):
+        if not self._wait_for(predicate, timeout, lambda: what):
             raise StepTimeout(self._timeout_text(what, timeout))
+
+    def _wait_for(self, predicate: Callable[[], Any], timeout: float, goal: Callable[[], str]) -> Any:
+        started = time.monotonic()
+
+        def tick() -> None:
+            if self.progress is not None:
+                self.progress(f"{self._step_label}: waiting for {goal()}, {time.monotonic() - started:.1f} s")
+
+        result = self.recorder.wait_until(predicate, timeout, tick)
+        entries = self.recorder.timeline.entries
+        if result and entries:
+            self.detection_latencies.append(max(0.0, self.recorder.now() - entries[-1].t))
+        return result
+
+    def _settle_goal(self) -> str:
+        """What a settle is still waiting for, in a person's words."""
+        sts = self.recorder.current.get((STS, self.name))
+        if sts is None:
+            return f"StatefulSet {self.name} to appear"
+        pods = {ordinal_of(p.name, self.name): p for p in self._pods()}
+        start = int(sts.get("ordinals_start") or 0)
+        for k in range(start, start + int(sts.get("replicas", 0))):
+            pod = pods.get(k)
+            if pod is None:
+                return f"{self.name}-{k} to be created"
+            if pod.get("deleting"):
+                return f"{self.name}-{k} to be replaced"
+            if not pod.get("ready"):
+                return f"{self.name}-{k} Ready"
+        extra = sorted(p.name for k, p in pods.items() if k is not None and k >= start + int(sts.get("replicas", 0)))
+        if extra:
+            return f"{extra[-1]} to go"
+        return f"{self.name} to finish its rollout ({sts.get('updated_replicas')}/{sts.get('replicas')} updated)"
 
     def _timeout_text(self, what: str, timeout: float) -> str:
         lines = [f"timed out after {timeout:.0f} s waiting for {what}; last seen:"]
@@ -426,6 +463,7 @@ class _Step:
         self.handle, self.action, self.detail, self.settle, self.timeout = handle, action, detail, settle, timeout
 
     def __enter__(self) -> _Step:
+        self.handle._step_label = f"{self.action} {self.detail}".strip()
         self.handle.recorder.step("begin", self.action, action=self.action, detail=self.detail)
         return self
 

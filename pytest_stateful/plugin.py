@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import time
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from pytest_stateful.checks import Verdict
 from pytest_stateful.cluster.local import ClusterError
 from pytest_stateful.cluster.providers import PROVIDERS, ClusterHandle, ProviderOptions, ProviderUnavailable, connect
 from pytest_stateful.report import guarantee_table, write_reports
+from pytest_stateful.report.state import cluster_state_text
 from pytest_stateful.session import (
     Recording,
     create_namespace,
@@ -135,7 +137,8 @@ def run_spec_in_fresh_namespace(config: pytest.Config, test_name: str, run: Spec
     namespace = create_namespace(cluster, test_name)
     failed = True
     try:
-        run_spec(run.spec, cluster, namespace, setting(config, "timeout"), run=run)
+        with live_progress(config) as progress:
+            run_spec(run.spec, cluster, namespace, setting(config, "timeout"), run=run, progress=progress)
         failed = False
     finally:
         if failed and keep_namespace_on_failure(config):
@@ -189,18 +192,30 @@ def pytest_runtest_makereport(
     if call.when == "teardown":
         _collect_verdicts(item)
     report = yield
+    if report.when == "call" and report.failed:
+        for handle in _handles(item):
+            report.sections.append((f"stateful: cluster state of {handle.name}", cluster_state_text(handle)))
     # Fixtures read this at teardown to know whether the test failed.
     item.stash.setdefault(_reports_key, {})[report.when] = report
     return report
 
 
-def _collect_verdicts(item: pytest.Item) -> None:
-    """After a stateful test: JUnit properties, the session table, the report files."""
+def _handles(item: pytest.Item) -> list[StatefulSetHandle]:
+    """Every StatefulSet a test worked on: from the `stateful` fixture, a YAML spec or the marker."""
     stored: list[StatefulSetHandle] | None = item.stash.get(handles_key, None)
     handles = list(stored or [])
+    recording: Recording | None = item.stash.get(_recording_key, None)
+    if recording is not None:
+        handles += [h for h in recording.handles if h not in handles]
     run = item.run if isinstance(item, StatefulItem) else item.stash.get(_spec_run_key, None)
     if run is not None and run.handle is not None:
         handles.append(run.handle)
+    return handles
+
+
+def _collect_verdicts(item: pytest.Item) -> None:
+    """After a stateful test: JUnit properties, the session table, the report files."""
+    handles = _handles(item)
     verdicts: dict[str, Verdict] = {}
     for handle in handles:
         verdicts.update(handle.verdicts)
@@ -286,6 +301,43 @@ def cluster_for(config: pytest.Config) -> ClusterHandle:
     return cached
 
 
+class LiveProgress:
+    """What a waiting step is waiting for: one line rewritten in place on a terminal, a plain line
+    every PLAIN_EVERY seconds elsewhere (CI logs), nothing with -q."""
+
+    PLAIN_EVERY = 10.0
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.reporter: pytest.TerminalReporter | None = config.pluginmanager.get_plugin("terminalreporter")
+        self.enabled = self.reporter is not None and config.get_verbosity() >= 0
+        self.tty = bool(self.reporter is not None and self.reporter.isatty)
+        self.shown = False
+        self.last_plain = time.monotonic()
+
+    def __call__(self, text: str) -> None:
+        if not self.enabled or self.reporter is None:
+            return
+        if self.tty:
+            if not self.shown:
+                self.reporter.write("\n")
+                self.shown = True
+            self.reporter.rewrite(f"[stateful] {text}", erase=True)
+        elif time.monotonic() - self.last_plain >= self.PLAIN_EVERY:
+            self.reporter.write_line(f"[stateful] {text}")
+            self.last_plain = time.monotonic()
+
+    def __enter__(self) -> LiveProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.shown and self.reporter is not None:
+            self.reporter.rewrite("", erase=True)
+
+
+def live_progress(config: pytest.Config) -> LiveProgress:
+    return LiveProgress(config)
+
+
 def keep_namespace_on_failure(config: pytest.Config) -> bool:
     return bool(config.getoption("stateful_keep_namespace"))
 
@@ -314,6 +366,7 @@ def stateful_namespace(request: pytest.FixtureRequest, stateful_cluster: Cluster
 
 StatefulFactory = Callable[..., StatefulSetHandle]
 handles_key = pytest.StashKey[list[StatefulSetHandle]]()
+_recording_key = pytest.StashKey[Recording]()
 
 
 @pytest.fixture
@@ -324,8 +377,12 @@ def stateful(
 
     Recording starts before the first apply and ends at teardown.
     """
-    recording = Recording(stateful_cluster, stateful_namespace, setting(request.config, "timeout"))
-    with recording:
+    with (
+        live_progress(request.config) as progress,
+        Recording(stateful_cluster, stateful_namespace, setting(request.config, "timeout"), progress) as recording,
+    ):
+        # The failure report reads the live recording before the fixture's teardown.
+        request.node.stash[_recording_key] = recording
         try:
             yield recording.statefulset
         finally:

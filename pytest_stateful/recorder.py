@@ -203,18 +203,25 @@ class Recorder:
     def step(self, type_: str, name: str, **data: Any) -> Entry:
         return self.add(STEP, type_, name, **data)
 
-    def wait_until(self, predicate: Callable[[], Any], timeout: float) -> Any:
-        """Block until predicate() is truthy (re-checked on every entry and twice a second)."""
+    def wait_until(self, predicate: Callable[[], Any], timeout: float, tick: Callable[[], None] | None = None) -> Any:
+        """Block until predicate() is truthy (re-checked on every entry and twice a second).
+
+        `tick` runs at most twice a second while waiting (live progress).
+        """
         deadline = time.monotonic() + timeout
+        next_tick = time.monotonic() + 0.5
         with self._cond:
             while True:
                 value = predicate()
                 if value:
                     return value
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
+                now = time.monotonic()
+                if now >= deadline:
                     return value
-                self._cond.wait(min(remaining, 0.5))
+                if tick is not None and now >= next_tick:
+                    tick()
+                    next_tick = now + 0.5
+                self._cond.wait(min(deadline - now, 0.5))
 
     def snapshot(self, kind: str) -> list[Entry]:
         with self._cond:

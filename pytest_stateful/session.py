@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import re
 import secrets
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from kubernetes import client
 from kubernetes.client import ApiException
@@ -53,8 +53,14 @@ def delete_leftover_namespaces() -> None:
 class Recording:
     """One namespace's recorder and the StatefulSets applied into it."""
 
-    def __init__(self, cluster: ClusterHandle, namespace: str, timeout: float = 120.0) -> None:
-        self.cluster, self.namespace, self.timeout = cluster, namespace, timeout
+    def __init__(
+        self,
+        cluster: ClusterHandle,
+        namespace: str,
+        timeout: float = 120.0,
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
+        self.cluster, self.namespace, self.timeout, self.progress = cluster, namespace, timeout, progress
         self.recorder = Recorder(cluster.api, namespace)
         self.handles: list[StatefulSetHandle] = []
 
@@ -78,6 +84,7 @@ class Recording:
         settle: bool = True,
     ) -> StatefulSetHandle:
         handle = StatefulSetHandle(self.cluster, self.namespace, self.recorder, timeout or self.timeout)
+        handle.progress = self.progress
         self.handles.append(handle)
         handle.apply(manifests, statefulset)
         if settle:

@@ -23,16 +23,15 @@ def check(timeline: Timeline, subject: Subject) -> Verdict:
     diagnosis: list[str] = []
     creations = 0
     for e, state in replay(timeline, name):
-        if not is_creation(e, state) or state.sts is None:
+        if not is_creation(e, state, name) or state.sts is None:
             continue
         creations += 1
         k = ordinal_of(e.name, name)
         assert k is not None
         start = int(state.sts.get("ordinals_start", 0))
-        for j in range(start, k):
-            if not state.ready(j):
-                violations.append(Violation(_why(timeline, e, state, j, name), e))
-                break
+        j = state.lowest_not_ready(start)
+        if j < k:
+            violations.append(Violation(_why(timeline, e, state, j, name), e))
     sts = timeline.statefulset(name)
     if sts is None:
         return judged(GUARANTEE, timeline, [], "", [f"StatefulSet {name} was never seen in {subject.namespace}"])

@@ -47,7 +47,7 @@ def check(timeline: Timeline, subject: Subject) -> Verdict:
                         )
                     )
             continue
-        if not is_creation(e, state) or e.get("revision") != target:
+        if not is_creation(e, state, name) or e.get("revision") != target:
             continue
         updated += 1
         partition = int(sts.get("partition") or 0)

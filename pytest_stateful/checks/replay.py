@@ -15,6 +15,23 @@ class State:
     sts: Entry | None = None
     pods: dict[int, Entry] = field(default_factory=dict)  # live pod per ordinal, latest entry
     steps: dict[str, Entry] = field(default_factory=dict)  # steps begun and not yet ended
+    _low: int = 0
+    _low_start: int = -1
+
+    def lowest_not_ready(self, start: int) -> int:
+        """The lowest ordinal >= start that is missing, not Ready or terminating.
+
+        Cached and walked forward, so a whole rollout costs linear time, not quadratic.
+        """
+        low = max(start, self._low if self._low_start == start else start)
+        while self.ready(low):
+            low += 1
+        self._low, self._low_start = low, start
+        return low
+
+    def _forget_low(self, ordinal: int) -> None:
+        if ordinal < self._low:
+            self._low = ordinal
 
     def ready(self, ordinal: int) -> bool:
         pod = self.pods.get(ordinal)
@@ -46,6 +63,8 @@ def replay(timeline: Timeline, sts_name: str) -> Iterator[tuple[Entry, State]]:
                     del state.pods[ordinal]
             else:
                 state.pods[ordinal] = e
+            if not state.ready(ordinal):
+                state._forget_low(ordinal)
         elif e.kind == STEP:
             if e.type == "begin":
                 state.steps[e.name] = e
@@ -53,9 +72,10 @@ def replay(timeline: Timeline, sts_name: str) -> Iterator[tuple[Entry, State]]:
                 state.steps.pop(e.name, None)
 
 
-def is_creation(e: Entry, state: State) -> bool:
+def is_creation(e: Entry, state: State, sts_name: str) -> bool:
     """A pod entry that starts a new pod object (a new UID for that ordinal)."""
     if e.kind != POD or e.type == "DELETED":
         return False
-    ordinal = next(iter([k for k, p in state.pods.items() if p.name == e.name]), None)
-    return ordinal is None or state.pods[ordinal].uid != e.uid
+    ordinal = ordinal_of(e.name, sts_name)
+    current = state.pods.get(ordinal) if ordinal is not None else None
+    return current is None or current.uid != e.uid

@@ -25,6 +25,7 @@ def check(timeline: Timeline, subject: Subject) -> Verdict:
     checked_pods: set[str] = set()
     recreated = 0
     pending: dict[str, float] = {}  # pod name -> when its previous UID went
+    hostnames: dict[str, str] = {}  # hostname -> the pod that last claimed it
     for e in timeline.of(POD):
         if e.get("owner") == name and ordinal_of(e.name, name) is None and e.uid not in checked_pods:
             checked_pods.add(e.uid)
@@ -35,7 +36,7 @@ def check(timeline: Timeline, subject: Subject) -> Verdict:
         if e.type == "DELETED":
             pending[e.name] = e.t
             continue
-        if not is_creation(e, state):
+        if not is_creation(e, state, name):
             continue
         if e.name in pending:
             recreated += 1
@@ -47,9 +48,11 @@ def check(timeline: Timeline, subject: Subject) -> Verdict:
             violations.append(
                 Violation(f"{e.name} has spec.subdomain {e.get('subdomain')!r}, not the serviceName {service!r}", e)
             )
-        for other in state.pods.values():
-            if other.uid != e.uid and other.name != e.name and other.get("hostname") == e.get("hostname"):
-                violations.append(Violation(f"{e.name} and {other.name} share hostname {e.get('hostname')!r}", e))
+        other = hostnames.get(str(e.get("hostname")))
+        other_ordinal = ordinal_of(other, name) if other is not None else None
+        if other is not None and other != e.name and other_ordinal is not None and other_ordinal in state.pods:
+            violations.append(Violation(f"{e.name} and {other} share hostname {e.get('hostname')!r}", e))
+        hostnames[str(e.get("hostname"))] = e.name
     final = timeline.statefulset(name)
     wanted = set()
     if final is not None:

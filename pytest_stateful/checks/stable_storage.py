@@ -57,7 +57,7 @@ def check(timeline: Timeline, subject: Subject) -> Verdict:
                 volumes[e.name] = volume
     recreated = 0
     for e, state in replay(timeline, name):
-        if e.kind != POD or not is_creation(e, state):
+        if e.kind != POD or not is_creation(e, state, name):
             continue
         k = ordinal_of(e.name, name)
         claims = e.get("claims") or {}

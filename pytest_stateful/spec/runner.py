@@ -87,7 +87,7 @@ def run_spec(
     namespace: str,
     timeout: float,
     run: SpecRun | None = None,
-    on_step: Callable[[int, Step], None] = lambda _i, _s: None,
+    progress: Callable[[str], None] | None = None,
 ) -> SpecRun:
     """Deploy into `namespace`, take every step, return the verdicts; raise StepFailed/ExpectFailed.
 
@@ -95,14 +95,13 @@ def run_spec(
     """
     run = run or SpecRun(spec)
     timeout = spec.timeout or timeout
-    with Recording(cluster, namespace, timeout) as recording:
+    with Recording(cluster, namespace, timeout, progress) as recording:
         manifests: list[Any] = (
             list(spec.manifests) if spec.manifests else render_chart(dict(spec.chart or {}), namespace)
         )
         run.handle = recording.statefulset(manifests, spec.statefulset, timeout)
         for index, step in enumerate(spec.steps):
             run.current_step = index
-            on_step(index, step)
             try:
                 take_step(run.handle, step)
             except (AssertionError, ManifestError) as exc:
