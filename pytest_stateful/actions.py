@@ -117,7 +117,14 @@ class StatefulSetHandle:
 
     # -- set-up ---------------------------------------------------------------------------
 
-    def apply(self, manifests: Iterable[Manifest], statefulset: str | None = None) -> StatefulSetHandle:
+    def apply(
+        self,
+        manifests: Iterable[Manifest],
+        statefulset: str | None = None,
+        settle: bool = True,
+        timeout: float | None = None,
+    ) -> StatefulSetHandle:
+        """Create the objects in the test namespace and, unless told not to, wait for the rollout."""
         docs = load_manifests(manifests)
         for doc in docs:
             kind, meta = doc["kind"], doc.setdefault("metadata", {})
@@ -144,7 +151,8 @@ class StatefulSetHandle:
         elif statefulset not in names and not self.name:
             raise ManifestError(f"no StatefulSet named {statefulset!r} in the manifests (found: {', '.join(names)})")
         self.name = statefulset
-        with self.step("apply", detail=", ".join(f"{d['kind']}/{d['metadata'].get('name')}" for d in docs)):
+        detail = ", ".join(f"{d['kind']}/{d['metadata'].get('name')}" for d in docs)
+        with self.step("apply", detail, settle, timeout):
             for doc in docs:
                 try:
                     utils.create_from_dict(self.cluster.api, doc, namespace=self.namespace)

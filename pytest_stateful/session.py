@@ -86,10 +86,7 @@ class Recording:
         handle = StatefulSetHandle(self.cluster, self.namespace, self.recorder, timeout or self.timeout)
         handle.progress = self.progress
         self.handles.append(handle)
-        handle.apply(manifests, statefulset)
-        if settle:
-            handle.wait_settled()
-            handle.probe_dns()
+        handle.apply(manifests, statefulset, settle)
         return handle
 
 
