@@ -1,4 +1,7 @@
-"""Per-test report files: JSON (verdicts, timings, the whole timeline) and a self-contained HTML page."""
+"""Per-test report files: JSON (verdicts, timings, the whole timeline) and a self-contained HTML page.
+
+python -m pytest_stateful.report.files REPORT.json   # re-render the HTML from a JSON report
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_stateful.checks import Verdict
+from pytest_stateful.report.html import render_html
 from pytest_stateful.timeline import Timeline
 
 
@@ -35,4 +39,16 @@ def write_reports(
     }
     json_path = base.parent / (base.name + ".json")
     json_path.write_text(json.dumps(data, indent=1) + "\n")
-    return [json_path]
+    html_path = base.parent / (base.name + ".html")
+    html_path.write_text(render_html(data))
+    return [json_path, html_path]
+
+
+if __name__ == "__main__":
+    import sys
+
+    for arg in sys.argv[1:]:
+        source = Path(arg)
+        target = source.with_suffix(".html")
+        target.write_text(render_html(json.loads(source.read_text())))
+        print(target)

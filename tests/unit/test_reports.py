@@ -1,0 +1,68 @@
+"""Report rendering from recorded timelines: the table, the HTML page, the JSON round trip."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from recorded import SUBJECT, load
+
+from pytest_stateful.checks import GUARANTEES, run_check
+from pytest_stateful.report import guarantee_table, write_reports
+from pytest_stateful.report.html import render_html
+
+
+def test_table_shows_each_guarantee_per_test() -> None:
+    good = {g: run_check(g, load("good"), SUBJECT) for g in GUARANTEES}
+    bad = {"ordered_creation": run_check("ordered_creation", load("parallel"), SUBJECT)}
+    lines = guarantee_table({"web.stateful.yaml::good": good, "parallel.stateful.yaml::bad": bad})
+    assert lines[0].split() == [
+        "test",
+        "creation",
+        "termination",
+        "rolling",
+        "update",
+        "identity",
+        "pod",
+        "dns",
+        "storage",
+    ]
+    assert lines[1].split() == ["web.stateful.yaml::good", *["passed"] * 6]
+    assert lines[2].split() == ["parallel.stateful.yaml::bad", "FAILED", "-", "-", "-", "-", "-"]
+    assert lines[-1] == "all verdicts at api level: node-level evidence is not available on simulated nodes"
+
+
+def test_reports_are_written_and_the_html_is_self_contained(tmp_path: Path) -> None:
+    timeline = load("parallel")
+    verdicts = {g: run_check(g, timeline, SUBJECT) for g in ("ordered_creation", "ordered_termination")}
+    subject = {"statefulset": "web", "namespace": "recorded", "cluster": "local"}
+    written = write_reports(tmp_path, "examples/x.stateful.yaml::bad one", "failed", subject, verdicts, timeline)
+    assert [p.name for p in written] == [
+        "examples_x.stateful.yaml_bad_one.json",
+        "examples_x.stateful.yaml_bad_one.html",
+    ]
+    data = json.loads(written[0].read_text())
+    assert data["verdicts"]["ordered_termination"]["status"] == "failed"
+    assert len(data["timeline"]) == len(timeline)
+    page = written[1].read_text()
+    for needle in ("web-0", "web-1", "web-2", "ordered_creation", "failed", "podManagementPolicy is Parallel"):
+        assert needle in page
+    assert "<script" not in page and "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert 'fill="#b3261e"' in page  # the violation is marked on the chart
+
+
+def test_html_of_a_good_run_marks_no_violation() -> None:
+    timeline = load("good")
+    verdicts = {g: run_check(g, timeline, SUBJECT).to_dict() for g in GUARANTEES}
+    page = render_html(
+        {
+            "test": "good",
+            "outcome": "passed",
+            "subject": {"statefulset": "web"},
+            "verdicts": verdicts,
+            "timeline": [e.to_dict() for e in timeline],
+        }
+    )
+    assert page.count('class="passed"') == 6
+    assert '<rect x="' in page and "<title>web-0 uid" in page
+    assert "s</text>" in page  # DNS convergence labels
