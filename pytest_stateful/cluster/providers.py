@@ -148,7 +148,13 @@ def _kind(opts: ProviderOptions, log: Callable[[str], None]) -> ClusterHandle:
         raise ProviderUnavailable(
             "the kind provider needs pytest-kind-ng: pip install 'pytest-stateful[kind]'"
         ) from exc
-    kind: Any = KindCluster("pytest-stateful")
+    # Binaries already on PATH are used as they are; otherwise pytest-kind-ng downloads its own.
+    kind_bin, kubectl_bin = shutil.which("kind"), shutil.which("kubectl")
+    kind: Any = KindCluster(
+        "pytest-stateful",
+        kind_path=Path(kind_bin) if kind_bin else None,
+        kubectl_path=Path(kubectl_bin) if kubectl_bin else None,
+    )
     log("[cluster] creating kind cluster pytest-stateful")
     kind.create()
     path = Path(kind.kubeconfig_path)
