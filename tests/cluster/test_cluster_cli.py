@@ -116,3 +116,19 @@ def test_build_with_warm_cache_takes_seconds() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "kubernetes v1.34.4: cached" in result.stdout
+
+
+def test_build_without_module_proxy_fails_in_one_sentence(tmp_path: Path) -> None:
+    env = {
+        "PYTEST_STATEFUL_CACHE": str(tmp_path),
+        "PATH": "/usr/local/go/bin:/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "GOPROXY": "off",
+    }
+    result = _cli("cluster", "build", env=env)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(
+        "pytest-stateful: Could not fetch sigs.k8s.io/kwok@v0.8.0 through the Go module proxy (GOPROXY=off): "
+    )

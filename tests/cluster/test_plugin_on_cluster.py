@@ -163,3 +163,46 @@ def test_manifest_outside_the_namespace_is_refused(pytester: pytest.Pytester) ->
         """
     )
     pytester.runpytest().assert_outcomes(passed=2)
+
+
+def test_bounded_wait_reports_progress_and_what_it_last_saw(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        f"""
+        import pytest
+        from pytest_stateful import StepTimeout
+
+        def test_stuck(stateful):
+            web = stateful(["{WEB / "svc.yaml"}", "{WEB / "statefulset.yaml"}"])
+            web.make_unready(0)
+            # OrderedReady halts while web-0 is NotReady: this settle cannot finish.
+            web.scale(3, timeout=11)
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "[[]stateful[]] scale to 3: waiting for web-0 Ready, *.? s",
+            "*StepTimeout: timed out after 11 s waiting for web to settle; last seen:",
+            "*StatefulSet web: replicas=3 ready=1*",
+            "*pod web-0: Running NotReady*",
+            "*pod web-1: Running Ready*",
+            "*recent events:*",
+            "*Warning Pod/web-0 Unhealthy: held unready by pytest-stateful*",
+        ]
+    )
+    assert "web-2" not in result.stdout.str().split("StepTimeout")[1].split("recent events")[0]
+
+
+def test_quiet_run_prints_no_progress(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        f"""
+        def test_stuck(stateful):
+            web = stateful(["{WEB / "svc.yaml"}", "{WEB / "statefulset.yaml"}"])
+            web.make_unready(0)
+            web.scale(3, timeout=11)
+        """
+    )
+    result = pytester.runpytest("-q")
+    result.assert_outcomes(failed=1)
+    assert "[stateful] scale to 3" not in result.stdout.str()
