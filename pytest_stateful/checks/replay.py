@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -46,17 +47,36 @@ class State:
 
 
 def replay(timeline: Timeline, sts_name: str) -> Iterator[tuple[Entry, State]]:
-    """Yield (entry, state before it) for each entry about this StatefulSet, its pods and steps."""
+    """Yield (entry, state before it) for each entry about this StatefulSet, its pods and steps.
+
+    Pods and the StatefulSet come through different watches, so their receive order
+    can disagree with the order the API server committed them in. For an entry with
+    a resourceVersion, `state.sts` is the StatefulSet as of that resourceVersion (the
+    API server's etcd revision orders all kinds); otherwise the last one received.
+    """
+    by_rv = sorted(
+        (int(e.rv), e.seq, e) for e in timeline.entries if e.kind == STS and e.name == sts_name and e.rv.isdigit()
+    )
+    rvs = [rv for rv, _, _ in by_rv]
     state = State()
+    received: Entry | None = None
     for e in timeline.entries:
         if e.kind == STS and e.name != sts_name:
             continue
         ordinal = ordinal_of(e.name, sts_name) if e.kind == POD else None
         if e.kind == POD and ordinal is None:
             continue
+        if e.rv.isdigit() and rvs:
+            # An entry is not part of the state before itself: strictly lower for the StatefulSet's own.
+            find = bisect.bisect_left if e.kind == STS else bisect.bisect_right
+            at = find(rvs, int(e.rv)) - 1
+            known = by_rv[at][2] if at >= 0 else None
+            state.sts = None if known is None or known.type == "DELETED" else known
+        else:
+            state.sts = received
         yield e, state
         if e.kind == STS:
-            state.sts = None if e.type == "DELETED" else e
+            received = None if e.type == "DELETED" else e
         elif e.kind == POD and ordinal is not None:
             if e.type == "DELETED":
                 if state.pods.get(ordinal) is not None and state.pods[ordinal].uid == e.uid:

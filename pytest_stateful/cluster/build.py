@@ -94,8 +94,6 @@ def _kubernetes_ldflags(version: str) -> tuple[str, ...]:
 def components(with_kubelet: bool = False, with_helm: bool = True) -> list[Component]:
     """The pinned set, in build order (fast ones first so failures show early)."""
     k8s_cmds = ["kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl"]
-    if with_kubelet:
-        k8s_cmds.append("kubelet")
     result = [
         Component(
             "kwok",
@@ -122,6 +120,18 @@ def components(with_kubelet: bool = False, with_helm: bool = True) -> list[Compo
     ]
     if with_helm:
         result.append(Component("helm", "helm.sh/helm/v3", HELM_VERSION, ("helm.sh/helm/v3/cmd/helm",)))
+    if with_kubelet:
+        # Its own component, so that the control plane's cached binaries stay valid without it.
+        result.append(
+            Component(
+                "kubelet",
+                "k8s.io/kubernetes",
+                KUBERNETES_VERSION,
+                ("k8s.io/kubernetes/cmd/kubelet",),
+                method="kubernetes",
+                ldflags=_kubernetes_ldflags(KUBERNETES_VERSION),
+            )
+        )
     return result
 
 

@@ -166,3 +166,17 @@ def test_timeline_json_round_trip() -> None:
     timeline = load("good")
     again = Timeline.from_json(timeline.to_json())
     assert [e.to_dict() for e in again] == [e.to_dict() for e in timeline]
+
+
+def test_scale_down_seen_before_its_statefulset_event_is_still_judged() -> None:
+    # The Pod and StatefulSet watches are separate: under load the pods' deletions can
+    # arrive before the StatefulSet's new replica count. resourceVersion orders them.
+    timeline = load("parallel")
+    scale_down = first(timeline, lambda e: e.kind == STS and e.get("replicas") == 1)
+    entries = [e for e in timeline.entries if e.seq != scale_down.seq]
+    last_deleted = [e for e in entries if e.kind == POD and e.type == "DELETED"][-1]
+    entries.insert(entries.index(last_deleted) + 1, scale_down)
+    verdict = run_check("ordered_termination", renumbered(entries), SUBJECT)
+    assert verdict.status == "failed"
+    assert verdict.violations, verdict.explain()
+    assert "started terminating while web-2 was" in verdict.violations[0].message
