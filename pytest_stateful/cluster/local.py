@@ -172,9 +172,13 @@ class LocalCluster:
         log(f"[cluster] {self.config.name} is up in {time.monotonic() - started:.1f}s")
 
     def down(self, log: Log = print) -> None:
+        """Stop every process of this cluster (waiting until each is gone), then remove its state."""
         stopped = []
-        if self._stop_pidfile(self._coredns_pidfile):
-            stopped.append("coredns")
+        # Our own stop first, with a wait: kwokctl's stop does not wait, and an `up` right
+        # after `down` must find the ports free.
+        for pidfile in [*sorted((self.cluster_dir / "pids").glob("*.pid")), self._coredns_pidfile]:
+            if self._stop_pidfile(pidfile):
+                stopped.append(pidfile.stem)
         if self.cluster_dir.exists():
             # `--kubeconfig ""` is refused by delete; a path that does not exist leaves every file alone.
             proc = self._kwokctl(
@@ -182,11 +186,6 @@ class LocalCluster:
             )
             if proc.returncode != 0:
                 log(f"[cluster] kwokctl delete cluster failed: {_last_line(proc.stdout + proc.stderr)}")
-            # kwokctl stops what its pid files name; make sure nothing it started survives.
-            for pidfile in (self.cluster_dir / "pids").glob("*.pid"):
-                if self._stop_pidfile(pidfile):
-                    stopped.append(pidfile.stem)
-            stopped.append("control plane")
         shutil.rmtree(self.run_dir, ignore_errors=True)
         log(f"[cluster] {self.config.name} is down" + (f" (stopped {', '.join(stopped)})" if stopped else ""))
 
@@ -286,13 +285,25 @@ class LocalCluster:
             },
             "componentsPatches": [
                 {
+                    # Kubelets (real or simulated) are reached by their Hostname address,
+                    # localhost: the API server never dials a node's made-up IP.
+                    "name": "kube-apiserver",
+                    "extraArgs": [{"key": "kubelet-preferred-address-types", "value": "Hostname,InternalIP"}],
+                },
+                {
                     "name": "kube-controller-manager",
                     "extraArgs": [{"key": "enable-hostpath-provisioner", "value": "true"}],
                 },
                 {
-                    # Simulated nodes advertise loopback: whatever talks to a "kubelet" stays here.
                     "name": "kwok-controller",
-                    "extraArgs": [{"key": "node-ip", "value": "127.0.0.1", "override": True}],
+                    "extraArgs": [
+                        # Simulated nodes advertise loopback: whatever talks to a "kubelet" stays here.
+                        {"key": "node-ip", "value": "127.0.0.1", "override": True},
+                        # Only the nodes `kwokctl scale node` made (annotated kwok.x-k8s.io/node=fake):
+                        # a real kubelet's node must never be faked.
+                        {"key": "manage-all-nodes", "value": "false", "override": True},
+                        {"key": "manage-nodes-with-annotation-selector", "value": "kwok.x-k8s.io/node=fake"},
+                    ],
                 },
             ],
         }

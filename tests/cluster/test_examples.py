@@ -38,7 +38,7 @@ def test_failing_examples_fail_with_the_right_messages() -> None:
     expected = [
         "pod_dns: FAILED (api level) - serviceName 'nginx' of web names no Service in",
         "pod_dns: FAILED (api level) - Service nginx is not headless (clusterIP",
-        "was created 1.",
+        "s before web-0 became Ready",
         "podManagementPolicy is Parallel",
         "started terminating while web-4 was terminating",
         "stable_storage: FAILED (api level) - claim www-web-",
