@@ -8,6 +8,7 @@ StatefulSet's names. Every wait is bounded and, on timeout, says what it last sa
 from __future__ import annotations
 
 import contextlib
+import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -24,12 +25,18 @@ from pytest_stateful.checks.pod_dns import diagnose_service
 from pytest_stateful.cluster.local import UNREADY_LABEL
 from pytest_stateful.cluster.providers import ClusterHandle
 from pytest_stateful.recorder import Recorder
-from pytest_stateful.timeline import DNS, EVENT, POD, STS, Entry, Timeline, describe, ordinal_of
+from pytest_stateful.timeline import DNS, EVENT, POD, PROBE, STS, Entry, Timeline, describe, ordinal_of
 
 Manifest = str | Path | Mapping[str, Any]
 
 # Kinds the plugin refuses to create: they are not namespaced, and it only writes inside its namespace.
 NAMESPACED_ONLY_HINT = "the plugin only writes inside the test namespace"
+
+
+# Steps after which data on a volume must still be there: markers are written before them.
+DISRUPTIONS = frozenset(
+    {"delete_pod", "delete_pods", "scale", "rollout_restart", "update_image", "partition", "drain_node"}
+)
 
 
 class StepTimeout(AssertionError):
@@ -87,6 +94,29 @@ CLUSTER_SCOPED = {
 }
 
 
+class ImageMap:
+    """Replaces a workload's images with tags of one local repository: the first distinct image
+    becomes REPOSITORY:1, the next REPOSITORY:2, ... so an image update is still a real change."""
+
+    def __init__(self, repository: str) -> None:
+        self.repository = repository
+        self.tags: dict[str, str] = {}
+
+    def __call__(self, image: str) -> str:
+        if image.startswith(self.repository + ":"):
+            return image
+        tag = self.tags.setdefault(image, str(len(self.tags) + 1))
+        return f"{self.repository}:{tag}"
+
+    def rewrite(self, doc: dict[str, Any]) -> None:
+        spec = doc.get("spec") or {}
+        pod_spec = spec if doc.get("kind") == "Pod" else (spec.get("template") or {}).get("spec")
+        for key in ("initContainers", "containers"):
+            for container in (pod_spec or {}).get(key) or []:
+                container["image"] = self(str(container.get("image", "")))
+                container["imagePullPolicy"] = "IfNotPresent"
+
+
 class StatefulSetHandle:
     """A StatefulSet in a test namespace, with its recorder running."""
 
@@ -106,7 +136,11 @@ class StatefulSetHandle:
         self.name = ""
         self.objects: list[dict[str, Any]] = []
         self._cordoned: set[str] = set()
+        # Node level: (pod, claim template) -> (token, container, mount path) written before a disruption.
+        self._markers: dict[tuple[str, str], tuple[str, str, str]] = {}
         self.verdicts: dict[str, Verdict] = {}
+        # --stateful-image: the manifests' images replaced by a local repository's tags.
+        self.images: ImageMap | None = None
         # Live progress: receives "scale to 3: waiting for web-2 Ready, 4.1 s" while a step waits.
         self.progress: Callable[[str], None] | None = None
         self._step_label = "apply"
@@ -139,6 +173,8 @@ class StatefulSetHandle:
                     f"({self.namespace}); remove metadata.namespace"
                 )
             meta["namespace"] = self.namespace
+            if self.images is not None:
+                self.images.rewrite(doc)
         names = [d["metadata"].get("name", "") for d in docs if d["kind"] == "StatefulSet"]
         if statefulset is None:
             if len(names) != 1:
@@ -206,6 +242,8 @@ class StatefulSetHandle:
             self._patch_template({"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": stamp}}})
 
     def update_image(self, container: str, image: str, settle: bool = True, timeout: float | None = None) -> None:
+        if self.images is not None:
+            image = self.images(image)
         with self.step("update_image", f"{container}={image}", settle, timeout):
             self._patch_template({"spec": {"containers": [{"name": container, "image": image}]}})
 
@@ -321,6 +359,106 @@ class StatefulSetHandle:
                     pod=pod,
                     ok=False,
                     waited=round(time.monotonic() - started, 3),
+                )
+            )
+        return recorded
+
+    # -- node level -------------------------------------------------------------------------
+
+    def exec(self, pod: str, command: list[str], container: str | None = None) -> str:
+        """Run a command inside a pod's container (through the API server and the kubelet)."""
+        from kubernetes.stream import stream
+
+        output = stream(
+            self.cluster.core.connect_get_namespaced_pod_exec,
+            pod,
+            self.namespace,
+            command=command,
+            container=container,
+            stderr=True,
+            stdin=False,
+            stdout=True,
+            tty=False,
+            _request_timeout=30,
+        )
+        return str(output)
+
+    def write_markers(self) -> None:
+        """Before a disruption: a fresh marker on every claim volume of every running pod."""
+        sts = self.recorder.current.get((STS, self.name))
+        mounts: dict[str, list[str]] = dict(sts.get("claim_mounts") or {}) if sts else {}
+        for pod in self._pods():
+            if pod.get("deleting") or pod.get("phase") != "Running":
+                continue
+            for template, (container, path) in mounts.items():
+                token = f"{pod.name}-{secrets.token_hex(4)}"
+                self.exec(pod.name, ["sh", "-c", f"echo {token} > {path}/.pytest-stateful-marker"], container)
+                self._markers[(pod.name, template)] = (token, container, path)
+
+    def probe_node(self) -> list[Entry]:
+        """Node level, after a step settled: hostname inside each pod, DNS from inside a pod,
+        and the markers written before the step read back from the volumes."""
+        if not self.cluster.node_level:
+            return []
+        sts = self.recorder.current.get((STS, self.name))
+        service = str(sts.get("service_name")) if sts else ""
+        pods = [p for p in self._pods() if p.get("ready") and not p.get("deleting")]
+        recorded = []
+        for pod in pods:
+            seen = self.exec(pod.name, ["hostname"]).strip()
+            recorded.append(
+                self.recorder.add(
+                    PROBE,
+                    "exec",
+                    pod.name,
+                    probe="hostname",
+                    pod=pod.name,
+                    output=seen,
+                    ok=seen == pod.name,
+                    message=f"hostname inside {pod.name} printed {seen!r}, not {pod.name!r}",
+                )
+            )
+        deadline = time.monotonic() + self.dns_timeout
+        for target in pods:
+            asker = next((p for p in pods if p.name != target.name), target)
+            name = f"{target.name}.{service}"
+            want = [str(target.get("ip"))]
+            # As from outside: DNS may take a moment to follow a new pod; wait for it, bounded.
+            while True:
+                answers = sorted(self.exec(asker.name, ["resolve", name]).split())
+                if answers == want or time.monotonic() >= deadline:
+                    break
+                time.sleep(0.5)
+            recorded.append(
+                self.recorder.add(
+                    PROBE,
+                    "exec",
+                    asker.name,
+                    probe="dns",
+                    pod=asker.name,
+                    query=name,
+                    answers=answers,
+                    expected=want,
+                    ok=answers == want,
+                    message=f"{name} resolved inside {asker.name} to {', '.join(answers) or 'nothing'}, "
+                    f"not {target.name}'s IP {want[0]}",
+                )
+            )
+        for (pod_name, template), (token, container, path) in sorted(self._markers.items()):
+            if self.recorder.current.get((POD, pod_name)) is None:
+                continue
+            read = self.exec(pod_name, ["cat", f"{path}/.pytest-stateful-marker"], container).strip()
+            recorded.append(
+                self.recorder.add(
+                    PROBE,
+                    "exec",
+                    pod_name,
+                    probe="marker",
+                    pod=pod_name,
+                    volume=template,
+                    ok=read == token,
+                    message=f"the marker written to {template} of {pod_name} before the step read back as "
+                    f"{read!r}, not {token!r}: the volume did not keep its data",
                 )
             )
         return recorded
@@ -472,6 +610,8 @@ class _Step:
 
     def __enter__(self) -> _Step:
         self.handle._step_label = f"{self.action} {self.detail}".strip()
+        if self.handle.cluster.node_level and self.action in DISRUPTIONS:
+            self.handle.write_markers()
         self.handle.recorder.step("begin", self.action, action=self.action, detail=self.detail)
         return self
 
@@ -482,6 +622,7 @@ class _Step:
                 ok = False
                 self.handle.wait_settled(self.timeout)
                 self.handle.probe_dns()
+                self.handle.probe_node()
                 ok = True
         finally:
             self.handle.recorder.step("end", self.action, action=self.action, detail=self.detail, ok=ok)

@@ -22,11 +22,17 @@ def _parser() -> argparse.ArgumentParser:
     up = verbs.add_parser("up", help="start the local cluster (idempotent)")
     LocalClusterConfig.add_arguments(up)
     for name, text in (
-        ("down", "stop the local cluster and remove its state (the build cache stays)"),
+        ("down", "stop the local cluster and remove its state (the build cache stays); both kinds without --node"),
         ("status", "say what runs"),
         ("env", "print shell exports: KUBECONFIG, PYTEST_STATEFUL_DNS"),
     ):
-        verbs.add_parser(name, help=text)
+        verb = verbs.add_parser(name, help=text)
+        verb.add_argument(
+            "--node",
+            choices=("simulated", "real"),
+            default=None if name in ("down", "status") else "simulated",
+            help="which local cluster: the simulated-node one (default) or the real-node one",
+        )
     return parser
 
 
@@ -41,15 +47,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             cluster.up(log=_log)
             print(cluster.env_text(), end="")
             return 0
-        cluster = LocalCluster.current()
+        kinds = [args.node] if args.node else ["simulated", "real"]
+        clusters = [LocalCluster.current(node) for node in kinds]
         if args.verb == "down":
-            cluster.down(log=_log)
-        elif args.verb == "status":
-            print(cluster.status_text(), end="")
-            return 0 if cluster.is_up() else 3
-        elif args.verb == "env":
+            for cluster in [c for c in clusters if args.node or c.run_dir.exists()] or clusters[:1]:
+                cluster.down(log=_log)
+            return 0
+        if args.verb == "status":
+            shown = [c for c in clusters if args.node or c.run_dir.exists()] or clusters[:1]
+            print("".join(c.status_text() for c in shown), end="")
+            return 0 if all(c.is_up() for c in shown) else 3
+        cluster = clusters[0]
+        if args.verb == "env":
             if not cluster.is_up():
-                raise ClusterError("the local cluster is not running: start it with `pytest-stateful cluster up`")
+                flag = " --node real" if args.node == "real" else ""
+                raise ClusterError(
+                    f"the local cluster is not running: start it with `pytest-stateful cluster up{flag}`"
+                )
             print(cluster.env_text(), end="")
         return 0
     except (BuildError, ClusterError) as exc:

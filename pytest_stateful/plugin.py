@@ -44,6 +44,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="cluster provider: local (default; started if not running), existing (needs --kubeconfig and "
         "--kube-context), kind (needs Docker)",
     )
+    group.addoption(
+        "--stateful-node",
+        choices=("simulated", "real"),
+        default=None,
+        help="local cluster: simulated nodes (default) or a real node with a kubelet, for node-level evidence "
+        "(ini: stateful_node)",
+    )
+    group.addoption(
+        "--stateful-image",
+        default=None,
+        metavar="REPOSITORY",
+        help="run every container from REPOSITORY:1, :2, ... (one tag per distinct image, in order of "
+        "appearance) instead of the manifests' images; the real node's images are "
+        "pytest-stateful.local/tools (ini: stateful_image)",
+    )
     group.addoption("--kubeconfig", default=None, help="kubeconfig file for --stateful-cluster=existing")
     group.addoption("--kube-context", default=None, help="context in --kubeconfig for --stateful-cluster=existing")
     group.addoption(
@@ -76,6 +91,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addini("stateful_cluster", "default cluster provider", default="local")
     parser.addini("stateful_report_dir", "directory for per-test reports", default="")
+    parser.addini("stateful_node", "local cluster nodes: simulated or real", default="simulated")
+    parser.addini("stateful_image", "image repository that replaces the manifests' images", default="")
     parser.addini(
         "stateful_patterns",
         "file name patterns collected as stateful specs",
@@ -138,7 +155,15 @@ def run_spec_in_fresh_namespace(config: pytest.Config, test_name: str, run: Spec
     failed = True
     try:
         with live_progress(config) as progress:
-            run_spec(run.spec, cluster, namespace, setting(config, "timeout"), run=run, progress=progress)
+            run_spec(
+                run.spec,
+                cluster,
+                namespace,
+                setting(config, "timeout"),
+                run=run,
+                progress=progress,
+                image=setting(config, "image"),
+            )
         failed = False
     finally:
         if failed and keep_namespace_on_failure(config):
@@ -168,9 +193,14 @@ def setting(config: pytest.Config, name: str) -> Any:
             return _positive_float(str(raw))
         except ValueError as exc:
             raise pytest.UsageError(f"ini option stateful_timeout: {exc}") from None
-    if name == "report_dir":
-        raw = str(config.getini("stateful_report_dir") or "")
+    if name in ("report_dir", "image"):
+        raw = str(config.getini(f"stateful_{name}") or "")
         return raw or None
+    if name == "node":
+        node = str(config.getini("stateful_node"))
+        if node not in ("simulated", "real"):
+            raise pytest.UsageError(f"ini option stateful_node={node!r}: choose simulated or real")
+        return node
     if name == "cluster":
         provider = str(config.getini("stateful_cluster"))
         if provider not in PROVIDERS:
@@ -279,6 +309,7 @@ def cluster_for(config: pytest.Config) -> ClusterHandle:
             kubeconfig=config.getoption("kubeconfig"),
             context=config.getoption("kube_context"),
             dns=config.getoption("stateful_dns"),
+            node=setting(config, "node"),
         )
         reporter = config.pluginmanager.get_plugin("terminalreporter")
 
@@ -379,7 +410,13 @@ def stateful(
     """
     with (
         live_progress(request.config) as progress,
-        Recording(stateful_cluster, stateful_namespace, setting(request.config, "timeout"), progress) as recording,
+        Recording(
+            stateful_cluster,
+            stateful_namespace,
+            setting(request.config, "timeout"),
+            progress,
+            setting(request.config, "image"),
+        ) as recording,
     ):
         # The failure report reads the live recording before the fixture's teardown.
         request.node.stash[_recording_key] = recording

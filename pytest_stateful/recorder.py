@@ -59,6 +59,17 @@ def reduce_service(obj: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _claim_mounts(spec: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Where each claim template is mounted: {template: [container, mountPath]} (first container)."""
+    templates = {t.get("metadata", {}).get("name", "") for t in spec.get("volumeClaimTemplates") or []}
+    found: dict[str, list[str]] = {}
+    for container in ((spec.get("template") or {}).get("spec") or {}).get("containers") or []:
+        for mount in container.get("volumeMounts") or []:
+            if mount.get("name") in templates and mount.get("name") not in found:
+                found[mount["name"]] = [container.get("name", ""), mount.get("mountPath", "")]
+    return found
+
+
 def reduce_pvc(obj: Mapping[str, Any]) -> dict[str, Any]:
     meta, spec, status = obj.get("metadata", {}), obj.get("spec", {}), obj.get("status", {})
     return {
@@ -120,6 +131,7 @@ def reduce_sts(obj: Mapping[str, Any]) -> dict[str, Any]:
         "service_name": spec.get("serviceName", ""),
         "selector": (spec.get("selector") or {}).get("matchLabels", {}),
         "claim_templates": [t.get("metadata", {}).get("name", "") for t in spec.get("volumeClaimTemplates") or []],
+        "claim_mounts": _claim_mounts(spec),
         "retention_when_deleted": retention.get("whenDeleted", "Retain"),
         "retention_when_scaled": retention.get("whenScaled", "Retain"),
         "deleting": bool(meta.get("deletionTimestamp")),

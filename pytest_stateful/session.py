@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Iterator
 from kubernetes import client
 from kubernetes.client import ApiException
 
-from pytest_stateful.actions import Manifest, StatefulSetHandle
+from pytest_stateful.actions import ImageMap, Manifest, StatefulSetHandle
 from pytest_stateful.cluster.providers import ClusterHandle
 from pytest_stateful.recorder import Recorder
 
@@ -59,8 +59,11 @@ class Recording:
         namespace: str,
         timeout: float = 120.0,
         progress: Callable[[str], None] | None = None,
+        image: str | None = None,
     ) -> None:
         self.cluster, self.namespace, self.timeout, self.progress = cluster, namespace, timeout, progress
+        # One map per test, so an image keeps its tag across every StatefulSet and step.
+        self.images = ImageMap(image) if image else None
         self.recorder = Recorder(cluster.api, namespace)
         self.handles: list[StatefulSetHandle] = []
 
@@ -85,6 +88,7 @@ class Recording:
     ) -> StatefulSetHandle:
         handle = StatefulSetHandle(self.cluster, self.namespace, self.recorder, timeout or self.timeout)
         handle.progress = self.progress
+        handle.images = self.images
         self.handles.append(handle)
         handle.apply(manifests, statefulset, settle)
         return handle

@@ -10,11 +10,9 @@ State lives under `<cache>/run/<name>` and is removed by `down`.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -25,11 +23,15 @@ from typing import Any
 
 import yaml
 
-from pytest_stateful.cluster.build import KUBERNETES_VERSION, Builder, cache_dir, components
+from pytest_stateful.cluster import procs
+from pytest_stateful.cluster.build import KUBERNETES_VERSION, Builder, Component, cache_dir, components
+from pytest_stateful.cluster.realnode import GATEWAY, RealNode, RealNodeError
 from pytest_stateful.cluster.stages import build_stages
 
 Log = Callable[[str], None]
 DEFAULT_NAME = "pytest-stateful"
+# The real-node cluster is a second cluster, so both kinds can run side by side.
+REAL_NAME = "pytest-stateful-real"
 UNREADY_LABEL = "pytest-stateful.io/unready"
 STORAGE_CLASS = "standard"
 
@@ -46,14 +48,22 @@ class LocalClusterConfig:
     dns_port: int = 10053
     ready_delay_ms: int = 300
     terminate_delay_ms: int = 200
+    # "simulated": KWOK nodes only. "real": also a kubelet with containerd (node-level evidence).
+    node: str = "simulated"
     timeout: float = 120.0
 
     @staticmethod
     def add_arguments(parser: argparse.ArgumentParser) -> None:
         d = LocalClusterConfig()
-        parser.add_argument("--nodes", type=int, default=d.nodes, help=f"simulated nodes (default {d.nodes})")
-        parser.add_argument("--api-port", type=int, default=d.api_port, help=f"API server port (default {d.api_port})")
-        parser.add_argument("--dns-port", type=int, default=d.dns_port, help=f"CoreDNS port (default {d.dns_port})")
+        parser.add_argument(
+            "--nodes", type=int, default=None, help=f"simulated nodes (default {d.nodes}; 0 with --node real)"
+        )
+        parser.add_argument(
+            "--api-port", type=int, default=None, help=f"API server port (default {d.api_port}; 16444 with --node real)"
+        )
+        parser.add_argument(
+            "--dns-port", type=int, default=None, help=f"CoreDNS port (default {d.dns_port}; 10054 with --node real)"
+        )
         parser.add_argument(
             "--ready-delay-ms",
             type=int,
@@ -66,14 +76,30 @@ class LocalClusterConfig:
             default=d.terminate_delay_ms,
             help=f"how long a deleted simulated pod takes to go (default {d.terminate_delay_ms})",
         )
+        parser.add_argument(
+            "--node",
+            choices=("simulated", "real"),
+            default=d.node,
+            help="real: add a real node (kubelet, containerd) and no simulated ones unless --nodes is given",
+        )
         parser.add_argument("--timeout", type=float, default=d.timeout, help="seconds to wait for readiness")
 
     @classmethod
+    def for_node(cls, node: str) -> LocalClusterConfig:
+        """The default settings of the simulated-node cluster or of the real-node one."""
+        if node == "real":
+            return cls(name=REAL_NAME, node="real", nodes=0, api_port=16444, dns_port=10054)
+        return cls()
+
+    @classmethod
     def from_arguments(cls, args: argparse.Namespace) -> LocalClusterConfig:
+        base = cls.for_node(args.node)
         return cls(
-            nodes=args.nodes,
-            api_port=args.api_port,
-            dns_port=args.dns_port,
+            name=base.name,
+            node=args.node,
+            nodes=args.nodes if args.nodes is not None else base.nodes,
+            api_port=args.api_port or base.api_port,
+            dns_port=args.dns_port or base.dns_port,
             ready_delay_ms=args.ready_delay_ms,
             terminate_delay_ms=args.terminate_delay_ms,
             timeout=args.timeout,
@@ -116,35 +142,48 @@ class LocalCluster:
         return self.run_dir / "coredns.pid"
 
     @classmethod
-    def current(cls, name: str = DEFAULT_NAME, root: Path | None = None) -> LocalCluster:
+    def current(cls, node: str = "simulated", root: Path | None = None) -> LocalCluster:
         """The cluster as `up` left it (its settings are saved beside its state)."""
         root = root or cache_dir()
-        saved = root / "run" / name / "config.json"
+        default = LocalClusterConfig.for_node(node)
+        saved = root / "run" / default.name / "config.json"
         if saved.is_file():
             raw = json.loads(saved.read_text())
             known = {f.name for f in fields(LocalClusterConfig)}
             return cls(LocalClusterConfig(**{k: v for k, v in raw.items() if k in known}), root)
-        return cls(LocalClusterConfig(name=name), root)
+        return cls(default, root)
+
+    @property
+    def real(self) -> bool:
+        return self.config.node == "real"
+
+    def _components(self) -> list[Component]:
+        return components(with_kubelet=self.real)
 
     def _bin(self, binary: str) -> Path:
-        comp = next(c for c in components() if binary in c.binaries)
+        comp = next(c for c in components(with_kubelet=True) if binary in c.binaries)
         return comp.bin_dir(self.root) / binary
 
     def binaries(self) -> dict[str, Path]:
         """Every program the cluster runs; fails in one line when one is not built."""
         builder = Builder(self.root)
-        paths = {b: self._bin(b) for c in components() for b in c.binaries}
+        wanted = self._components()
+        paths = {b: self._bin(b) for c in wanted for b in c.binaries}
         missing = [str(p) for p in paths.values() if not p.is_file()]
-        if missing or not all(builder.is_built(c) for c in components()):
-            raise ClusterError(
-                f"{missing[0] if missing else 'a component'} is not built: run `pytest-stateful cluster build` first"
-            )
+        if missing or not all(builder.is_built(c) for c in wanted):
+            build = "pytest-stateful cluster build" + (" --kubelet" if self.real else "")
+            raise ClusterError(f"{missing[0] if missing else 'a component'} is not built: run `{build}` first")
         return paths
+
+    @property
+    def node(self) -> RealNode:
+        return RealNode(self.run_dir, self.kubeconfig, self._bin("kubelet"), self.root / "images")
 
     # -- lifecycle --------------------------------------------------------------------
 
     def is_up(self) -> bool:
-        return self._api_ready() and self._pid_alive(self._coredns_pidfile)
+        up = self._api_ready() and self._pid_alive(self._coredns_pidfile)
+        return up and (not self.real or self.node.is_up())
 
     def up(self, log: Log = print) -> None:
         if self.is_up():
@@ -164,8 +203,15 @@ class LocalCluster:
             self.run_dir.mkdir(parents=True)
             (self.run_dir / "config.json").write_text(json.dumps(asdict(self.config), indent=2) + "\n")
             self._create(binaries, log)
+            if self.real:
+                self.node.prepare_network()
             self._start_coredns(binaries["coredns"], log)
+            if self.real:
+                self.node.start(log)
             self._wait_ready(log)
+        except RealNodeError as exc:
+            self.down(log=lambda _line: None)
+            raise ClusterError(str(exc)) from None
         except BaseException:
             self.down(log=lambda _line: None)
             raise
@@ -174,6 +220,9 @@ class LocalCluster:
     def down(self, log: Log = print) -> None:
         """Stop every process of this cluster (waiting until each is gone), then remove its state."""
         stopped = []
+        if (self.run_dir / "node").exists():
+            self.node.stop()  # pods, kubelet and containerd go before the API server they report to
+            stopped.append("real node")
         # Our own stop first, with a wait: kwokctl's stop does not wait, and an `up` right
         # after `down` must find the ports free.
         for pidfile in [*sorted((self.cluster_dir / "pids").glob("*.pid")), self._coredns_pidfile]:
@@ -191,7 +240,11 @@ class LocalCluster:
 
     def status_text(self) -> str:
         lines = [f"cluster {self.config.name}: {'up' if self.is_up() else 'down'}"]
-        pidfiles = [*sorted((self.cluster_dir / "pids").glob("*.pid")), self._coredns_pidfile]
+        pidfiles = [
+            *sorted((self.cluster_dir / "pids").glob("*.pid")),
+            self._coredns_pidfile,
+            *sorted((self.run_dir / "node").glob("*.pid")),
+        ]
         for pidfile in pidfiles:
             if pidfile.exists():
                 pid = pidfile.read_text().strip()
@@ -327,14 +380,23 @@ class LocalCluster:
 
     def _start_coredns(self, coredns: Path, log: Log) -> None:
         corefile = self.run_dir / "Corefile"
+        listeners = [f"cluster.local:{self.config.dns_port}"]
+        binds = ["127.0.0.1"]
+        if self.real:
+            # The real node's pods ask the bridge's address (their clusterDNS) on port 53.
+            listeners.append("cluster.local:53")
+            binds.append(GATEWAY)
         corefile.write_text(
-            f"cluster.local:{self.config.dns_port} {{\n"
-            f"    bind 127.0.0.1\n"
-            f"    kubernetes cluster.local {{\n"
-            f"        kubeconfig {self.kubeconfig} {self.context}\n"
-            f"    }}\n"
-            f"    errors\n"
-            f"}}\n"
+            "".join(
+                f"{listener} {{\n"
+                f"    bind {bind}\n"
+                f"    kubernetes cluster.local {{\n"
+                f"        kubeconfig {self.kubeconfig} {self.context}\n"
+                f"    }}\n"
+                f"    errors\n"
+                f"}}\n"
+                for listener, bind in zip(listeners, binds, strict=True)
+            )
         )
         log(f"[cluster] starting CoreDNS on {self.dns_address}")
         with open(self.run_dir / "coredns.log", "ab") as out:
@@ -361,11 +423,12 @@ class LocalCluster:
             try:
                 nodes = json.loads(self._kubectl(["get", "nodes", "-o", "json"]))["items"]
                 ready = [n for n in nodes if _node_ready(n)]
+                wanted = self.config.nodes + (1 if self.real else 0)
                 query = dns.message.make_query("kubernetes.default.svc.cluster.local", "A")
                 answer = dns.query.udp(query, "127.0.0.1", port=self.config.dns_port, timeout=1.0)
                 answered = bool(answer.answer)
-                last = f"{len(ready)}/{self.config.nodes} nodes Ready, DNS {'answers' if answered else 'empty'}"
-                if len(ready) >= self.config.nodes and answered:
+                last = f"{len(ready)}/{wanted} nodes Ready, DNS {'answers' if answered else 'empty'}"
+                if len(ready) >= wanted and answered:
                     log(f"[cluster] {last}")
                     return
             except (ClusterError, dns.exception.DNSException, OSError) as exc:
@@ -386,44 +449,12 @@ class LocalCluster:
 
     @staticmethod
     def _pid_alive(pidfile: Path) -> bool:
-        try:
-            return _alive(int(pidfile.read_text().strip()))
-        except (OSError, ValueError):
-            return False
+        pid = procs.pid_from(pidfile)
+        return pid is not None and procs.alive(pid)
 
-    def _stop_pidfile(self, pidfile: Path, grace: float = 5.0) -> bool:
-        """SIGTERM, then SIGKILL after `grace`; True when a live process was stopped.
-
-        Only a process whose command line names this cluster's directory is touched,
-        so a recycled pid never gets an unrelated process killed.
-        """
-        try:
-            pid = int(pidfile.read_text().strip())
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-            if not _alive(pid) or str(self.run_dir) not in cmdline:
-                return False
-            os.kill(pid, signal.SIGTERM)
-        except (OSError, ValueError):
-            return False
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, os.WNOHANG)
-            if not _alive(pid):
-                return True
-            time.sleep(0.05)
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGKILL)
-        return True
-
-
-def _alive(pid: int) -> bool:
-    """True for a running process; a zombie (exited, not yet reaped by its parent) counts as gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
+    def _stop_pidfile(self, pidfile: Path) -> bool:
+        pid = procs.pid_from(pidfile)
+        return pid is not None and procs.stop(pid, str(self.run_dir))
 
 
 def _storage_class() -> dict[str, Any]:

@@ -61,6 +61,7 @@ class ProviderOptions:
     kubeconfig: str | None = None
     context: str | None = None
     dns: str | None = None
+    node: str = "simulated"  # local provider: "real" adds a kubelet (node-level evidence)
 
 
 def connect(opts: ProviderOptions, log: Callable[[str], None] = print) -> ClusterHandle:
@@ -91,9 +92,9 @@ def _api(kubeconfig: Path, context: str) -> client.ApiClient:
 
 
 def _local(opts: ProviderOptions, log: Callable[[str], None]) -> ClusterHandle:
-    cluster = LocalCluster.current()
+    cluster = LocalCluster.current(opts.node)
     with _lock(cluster.config.name):
-        cluster = LocalCluster.current()
+        cluster = LocalCluster.current(opts.node)
         if not cluster.is_up():
             cluster.up(log=log)
     api = _api(cluster.kubeconfig, cluster.context)
@@ -103,6 +104,7 @@ def _local(opts: ProviderOptions, log: Callable[[str], None]) -> ClusterHandle:
         cluster.context,
         api,
         resolver=DirectResolver(opts.dns or cluster.dns_address),
+        node_level=cluster.real,
         close=api.close,
     )
 

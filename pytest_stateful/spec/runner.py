@@ -88,6 +88,7 @@ def run_spec(
     timeout: float,
     run: SpecRun | None = None,
     progress: Callable[[str], None] | None = None,
+    image: str | None = None,
 ) -> SpecRun:
     """Deploy into `namespace`, take every step, return the verdicts; raise StepFailed/ExpectFailed.
 
@@ -95,7 +96,7 @@ def run_spec(
     """
     run = run or SpecRun(spec)
     timeout = spec.timeout or timeout
-    with Recording(cluster, namespace, timeout, progress) as recording:
+    with Recording(cluster, namespace, timeout, progress, image) as recording:
         manifests: list[Any] = (
             list(spec.manifests) if spec.manifests else render_chart(dict(spec.chart or {}), namespace)
         )
