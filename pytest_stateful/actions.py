@@ -366,22 +366,34 @@ class StatefulSetHandle:
     # -- node level -------------------------------------------------------------------------
 
     def exec(self, pod: str, command: list[str], container: str | None = None) -> str:
-        """Run a command inside a pod's container (through the API server and the kubelet)."""
+        """Run a command inside a pod's container (through the API server and the kubelet); its stdout."""
+        result = self.try_exec(pod, command, container)
+        if result is None:
+            raise ManifestError(f"cannot run {command[0]!r} in {pod}: the image has no such command")
+        return result[1]
+
+    def try_exec(self, pod: str, command: list[str], container: str | None = None) -> tuple[int, str] | None:
+        """(exit code, stdout), or None when the command cannot start (not in the image)."""
         from kubernetes.stream import stream
 
-        output = stream(
-            self.cluster.core.connect_get_namespaced_pod_exec,
-            pod,
-            self.namespace,
-            command=command,
-            container=container,
-            stderr=True,
-            stdin=False,
-            stdout=True,
-            tty=False,
-            _request_timeout=30,
-        )
-        return str(output)
+        try:
+            resp = stream(
+                self.cluster.core.connect_get_namespaced_pod_exec,
+                pod,
+                self.namespace,
+                command=command,
+                container=container,
+                stderr=True,
+                stdin=False,
+                stdout=True,
+                tty=False,
+                _preload_content=False,
+            )
+            resp.run_forever(timeout=30)
+            return int(resp.returncode or 0), str(resp.read_stdout())
+        except (ValueError, ApiException):
+            # The API server reports a command that failed to start as an error, not an exit code.
+            return None
 
     def write_markers(self) -> None:
         """Before a disruption: a fresh marker on every claim volume of every running pod."""
@@ -392,8 +404,9 @@ class StatefulSetHandle:
                 continue
             for template, (container, path) in mounts.items():
                 token = f"{pod.name}-{secrets.token_hex(4)}"
-                self.exec(pod.name, ["sh", "-c", f"echo {token} > {path}/.pytest-stateful-marker"], container)
-                self._markers[(pod.name, template)] = (token, container, path)
+                write = ["sh", "-c", f"echo {token} > {path}/.pytest-stateful-marker"]
+                if self.try_exec(pod.name, write, container) is not None:  # no shell: no marker evidence
+                    self._markers[(pod.name, template)] = (token, container, path)
 
     def probe_node(self) -> list[Entry]:
         """Node level, after a step settled: hostname inside each pod, DNS from inside a pod,
@@ -405,7 +418,10 @@ class StatefulSetHandle:
         pods = [p for p in self._pods() if p.get("ready") and not p.get("deleting")]
         recorded = []
         for pod in pods:
-            seen = self.exec(pod.name, ["hostname"]).strip()
+            ran = self.try_exec(pod.name, ["hostname"])
+            if ran is None:
+                continue  # the image has no `hostname`: node-level identity stays "not available"
+            seen = ran[1].strip()
             recorded.append(
                 self.recorder.add(
                     PROBE,
@@ -425,10 +441,13 @@ class StatefulSetHandle:
             want = [str(target.get("ip"))]
             # As from outside: DNS may take a moment to follow a new pod; wait for it, bounded.
             while True:
-                answers = sorted(self.exec(asker.name, ["resolve", name]).split())
-                if answers == want or time.monotonic() >= deadline:
+                ran = self.try_exec(asker.name, ["resolve", name])
+                answers = sorted(ran[1].split()) if ran is not None else []
+                if ran is None or answers == want or time.monotonic() >= deadline:
                     break
                 time.sleep(0.5)
+            if ran is None:
+                continue  # no `resolve` in the image (it ships in the real node's tools image)
             recorded.append(
                 self.recorder.add(
                     PROBE,
@@ -447,7 +466,8 @@ class StatefulSetHandle:
         for (pod_name, template), (token, container, path) in sorted(self._markers.items()):
             if self.recorder.current.get((POD, pod_name)) is None:
                 continue
-            read = self.exec(pod_name, ["cat", f"{path}/.pytest-stateful-marker"], container).strip()
+            ran = self.try_exec(pod_name, ["cat", f"{path}/.pytest-stateful-marker"], container)
+            read = ran[1].strip() if ran is not None else ""
             recorded.append(
                 self.recorder.add(
                     PROBE,

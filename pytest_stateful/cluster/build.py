@@ -181,7 +181,7 @@ class Builder:
         tmp = out.with_name(out.name + ".partial")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        self._download(comp)
+        gomod = self._download(comp)
         if comp.method == "install":
             self._go(
                 comp,
@@ -190,7 +190,7 @@ class Builder:
                 extra_env={"GOBIN": str(tmp)},
             )
         else:
-            workdir = self._wrapper_module(comp)
+            workdir = self._wrapper_module(comp, gomod)
             self._go(comp, ["get", *[f"{p}@{comp.version}" for p in comp.packages]], cwd=workdir)
             self._go(
                 comp, ["build", "-trimpath", *self._ldflags(comp), "-o", str(tmp) + "/", *comp.packages], cwd=workdir
@@ -216,7 +216,8 @@ class Builder:
     def _ldflags(self, comp: Component) -> list[str]:
         return ["-ldflags", " ".join(("-s", "-w", *comp.ldflags))]
 
-    def _download(self, comp: Component) -> None:
+    def _download(self, comp: Component) -> str:
+        """Fetch the module (fails in one sentence without a module proxy); its go.mod text."""
         proc = subprocess.run(
             ["go", "mod", "download", "-json", f"{comp.module}@{comp.version}"],
             env=self.go_env,
@@ -230,13 +231,13 @@ class Builder:
                 f"Could not fetch {comp.module}@{comp.version} through the Go module proxy "
                 f"(GOPROXY={self.go_env.get('GOPROXY') or 'default'}): {detail}"
             )
+        return Path(json.loads(proc.stdout)["GoMod"]).read_text()
 
-    def _wrapper_module(self, comp: Component) -> Path:
+    def _wrapper_module(self, comp: Component, gomod: str) -> Path:
         workdir = self.root / "src" / f"{comp.name}-{comp.version}"
         workdir.mkdir(parents=True, exist_ok=True)
         lines = ["module pytest-stateful.local/build/" + comp.name, "", "go 1.24.0", ""]
         if comp.method == "kubernetes":
-            gomod = self._module_gomod(comp)
             godebug = re.search(r"^godebug .*$", gomod, re.M)
             if godebug:
                 lines += [godebug.group(0), ""]
@@ -254,17 +255,6 @@ class Builder:
         (workdir / "go.mod").write_text("\n".join(lines) + "\n")
         (workdir / "go.sum").touch()
         return workdir
-
-    def _module_gomod(self, comp: Component) -> str:
-        proc = subprocess.run(
-            ["go", "mod", "download", "-json", f"{comp.module}@{comp.version}"],
-            env=self.go_env,
-            cwd=self.root,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        return Path(json.loads(proc.stdout)["GoMod"]).read_text()
 
     def _go(self, comp: Component, args: list[str], cwd: Path, extra_env: dict[str, str] | None = None) -> None:
         env = self.go_env | (extra_env or {})
