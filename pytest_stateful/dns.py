@@ -1,11 +1,14 @@
 """DNS probing: ask a resolver for the StatefulSet's names and compare with the pods' IPs.
 
 Strategies (DESIGN.md): `direct` asks a server this process can reach (the
-local cluster's CoreDNS on loopback); port-forward and exec need a real node and
-are not offered on simulated nodes.
+local cluster's CoreDNS on loopback); `port-forward` asks a kube-dns pod over TCP
+through the API server (kind, the real node); `exec` (resolving from inside a
+pod) is a node-level probe of the StatefulSet handle.
 """
 
 from __future__ import annotations
+
+from typing import Any, Protocol
 
 import dns.exception
 import dns.flags
@@ -13,6 +16,14 @@ import dns.message
 import dns.query
 import dns.rcode
 import dns.rdatatype
+
+
+class Resolver(Protocol):
+    """What probes need from a DNS strategy."""
+
+    address: str
+
+    def a_records(self, name: str) -> tuple[str, list[str]]: ...
 
 
 class DirectResolver:
@@ -39,3 +50,56 @@ class DirectResolver:
 
     def __repr__(self) -> str:
         return f"DirectResolver({self.address!r})"
+
+
+class PortForwardResolver:
+    """DNS over TCP to a kube-dns pod, through the API server's port-forward (which carries TCP only).
+
+    Works on any cluster with a kube-dns pod (kind, the local real node) from a machine that can
+    reach only the API server.
+    """
+
+    def __init__(
+        self,
+        core: Any,
+        namespace: str = "kube-system",
+        selector: str = "k8s-app=kube-dns",
+        port: int = 53,
+        timeout: float = 2.0,
+    ) -> None:
+        self.core, self.namespace, self.selector, self.port, self.timeout = core, namespace, selector, port, timeout
+        self.address = f"port-forward {namespace}/{selector}:{port}"
+
+    def _pod(self) -> tuple[str, int]:
+        """A running kube-dns pod and its DNS TCP port (the port named dns-tcp, as CoreDNS's manifests name it)."""
+        pods = self.core.list_namespaced_pod(self.namespace, label_selector=self.selector).items
+        running = [p for p in pods if p.status.phase == "Running"]
+        if not running:
+            raise OSError(f"no running pod matches {self.selector} in {self.namespace}")
+        pod = running[0]
+        ports = [port for c in pod.spec.containers for port in c.ports or [] if port.name == "dns-tcp"]
+        return str(pod.metadata.name), int(ports[0].container_port) if ports else self.port
+
+    def a_records(self, name: str) -> tuple[str, list[str]]:
+        from kubernetes.stream import portforward
+
+        query = dns.message.make_query(name, dns.rdatatype.A)
+        try:
+            pod, port = self._pod()
+            forward = portforward(
+                self.core.connect_get_namespaced_pod_portforward, pod, self.namespace, ports=str(port)
+            )
+            sock = forward.socket(port)
+            sock.settimeout(self.timeout)
+            try:
+                answer = dns.query.tcp(query, "127.0.0.1", timeout=self.timeout, sock=sock)
+            finally:
+                sock.close()
+                forward.close()
+        except (dns.exception.Timeout, OSError, EOFError):
+            return "TIMEOUT", []
+        ips = sorted(str(r) for rrset in answer.answer if rrset.rdtype == dns.rdatatype.A for r in rrset)
+        return dns.rcode.to_text(answer.rcode()), ips
+
+    def __repr__(self) -> str:
+        return f"PortForwardResolver({self.address!r})"

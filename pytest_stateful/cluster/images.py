@@ -16,6 +16,7 @@ from pathlib import Path
 
 REPOSITORY = "pytest-stateful.local/tools"
 PAUSE = "pytest-stateful.local/pause:1"
+COREDNS = "pytest-stateful.local/coredns:1"
 TAGS = [str(n) for n in range(1, 10)]
 APPLETS = ("sh", "hostname", "nslookup", "httpd", "sleep", "cat", "echo", "ls", "mkdir", "rm", "test", "wget")
 BUSYBOX = Path("/bin/busybox")
@@ -43,7 +44,9 @@ def _run(args: list[str], cwd: Path | None = None) -> None:
         raise ImageError(f"{' '.join(args[:3])} failed: {(proc.stderr or proc.stdout).strip()}")
 
 
-def build_archive(target: Path, tag: str, entrypoint: list[str], cmd: list[str]) -> Path:
+def build_archive(
+    target: Path, tag: str, entrypoint: list[str], cmd: list[str], extra: dict[str, Path] | None = None
+) -> Path:
     """An OCI image layout, tarred: busybox-static and its applets, with this entrypoint."""
     for tool in ("umoci",):
         if shutil.which(tool) is None:
@@ -62,6 +65,8 @@ def build_archive(target: Path, tag: str, entrypoint: list[str], cmd: list[str])
         for applet in APPLETS:
             (rootfs / "bin" / applet).symlink_to("busybox")
         (rootfs / "www" / "index.html").write_text("pytest-stateful\n")
+        for name, source in (extra or {}).items():
+            shutil.copy2(source, rootfs / "bin" / name)
         # busybox nslookup ignores resolv.conf's search list; `resolve NAME` applies it, as libc would.
         resolve = rootfs / "bin" / "resolve"
         resolve.write_text(RESOLVE)
@@ -77,10 +82,14 @@ def build_archive(target: Path, tag: str, entrypoint: list[str], cmd: list[str])
     return target
 
 
-def build_images(directory: Path) -> dict[str, Path]:
-    """The pause and tools archives, built once into `directory` (the build cache)."""
+def build_images(directory: Path, coredns: Path) -> dict[str, Path]:
+    """The pause, tools and coredns archives, built once into `directory` (the build cache)."""
     stamp = directory / "images.json"
-    archives = {"pause": directory / "pause.tar", "tools": directory / "tools.tar"}
+    archives = {
+        "pause": directory / "pause.tar",
+        "tools": directory / "tools.tar",
+        "coredns": directory / "coredns.tar",
+    }
     if stamp.is_file() and all(p.is_file() for p in archives.values()):
         return archives
     build_archive(archives["pause"], "1", ["/bin/sleep"], ["2147483647"])
@@ -88,6 +97,8 @@ def build_images(directory: Path) -> dict[str, Path]:
     # pod takes its whole grace period (30 s) to stop.
     serve = "trap 'exit 0' TERM; httpd -f -p 80 -h /www & wait"
     build_archive(archives["tools"], "1", ["/bin/sh", "-c"], [serve])
+    # The cluster DNS as a pod too (k8s-app=kube-dns), as on kind: what port-forward probing talks to.
+    build_archive(archives["coredns"], "1", ["/bin/coredns"], [], extra={"coredns": coredns})
     stamp.write_text(json.dumps({"busybox": BUSYBOX.resolve().name}) + "\n")
     return archives
 
@@ -97,7 +108,8 @@ def import_images(archives: dict[str, Path], address: Path) -> list[str]:
     ctr = ["ctr", "--address", str(address), "-n", "k8s.io"]
     _run([*ctr, "images", "import", "--base-name", PAUSE.rsplit(":", 1)[0], str(archives["pause"])])
     _run([*ctr, "images", "import", "--base-name", REPOSITORY, str(archives["tools"])])
-    names = [PAUSE, f"{REPOSITORY}:1"]
+    _run([*ctr, "images", "import", "--base-name", COREDNS.rsplit(":", 1)[0], str(archives["coredns"])])
+    names = [PAUSE, COREDNS, f"{REPOSITORY}:1"]
     for tag in TAGS[1:]:
         _run([*ctr, "images", "tag", "--force", f"{REPOSITORY}:1", f"{REPOSITORY}:{tag}"])
         names.append(f"{REPOSITORY}:{tag}")

@@ -177,7 +177,7 @@ class LocalCluster:
 
     @property
     def node(self) -> RealNode:
-        return RealNode(self.run_dir, self.kubeconfig, self._bin("kubelet"), self.root / "images")
+        return RealNode(self.run_dir, self.kubeconfig, self._bin("kubelet"), self._bin("coredns"), self.root / "images")
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -209,6 +209,8 @@ class LocalCluster:
             if self.real:
                 self.node.start(log)
             self._wait_ready(log)
+            if self.real:
+                self._start_kube_dns(log)
         except RealNodeError as exc:
             self.down(log=lambda _line: None)
             raise ClusterError(str(exc)) from None
@@ -435,6 +437,14 @@ class LocalCluster:
                 last = str(exc)
             time.sleep(0.5)
         raise ClusterError(f"the cluster was not ready after {self.config.timeout:.0f}s; last seen: {last}")
+
+    def _start_kube_dns(self, log: Log) -> None:
+        log("[cluster] starting the kube-dns pod (CoreDNS, for port-forward probing)")
+        self._kubectl(
+            ["apply", "-f", "-"],
+            stdin=json.dumps({"kind": "List", "apiVersion": "v1", "items": self.node.kube_dns_manifests(self.context)}),
+        )
+        self._kubectl(["-n", "kube-system", "wait", "--for=condition=Ready", "pod/kube-dns", "--timeout=60s"])
 
     def _api_ready(self) -> bool:
         if not self.kubeconfig.exists():

@@ -23,7 +23,7 @@ from kubernetes import client, config
 
 from pytest_stateful.cluster.build import cache_dir
 from pytest_stateful.cluster.local import ClusterError, LocalCluster
-from pytest_stateful.dns import DirectResolver
+from pytest_stateful.dns import DirectResolver, PortForwardResolver, Resolver
 
 PROVIDERS = ("local", "existing", "kind")
 
@@ -36,7 +36,7 @@ class ClusterHandle:
     kubeconfig: Path
     context: str
     api: client.ApiClient
-    resolver: DirectResolver | None = None
+    resolver: Resolver | None = None
     node_level: bool = False  # can commands run inside containers?
     cluster_domain: str = "cluster.local"
     close: Callable[[], None] = field(default=lambda: None)
@@ -123,10 +123,19 @@ def _existing(opts: ProviderOptions) -> ClusterHandle:
     if opts.context not in names:
         raise ClusterError(f"--kube-context {opts.context!r} is not in {path} (it has: {', '.join(names) or 'none'})")
     api = _api(path, opts.context)
+    return ClusterHandle("existing", path, opts.context, api, resolver=_resolver(opts, api), close=api.close)
+
+
+def _resolver(opts: ProviderOptions, api: client.ApiClient) -> Resolver | None:
+    """A DNS server named explicitly, else the cluster's kube-dns pods through port-forward,
+    else none (pod_dns is then "incomplete", never passed)."""
     dns = opts.dns or os.environ.get("PYTEST_STATEFUL_DNS")
-    return ClusterHandle(
-        "existing", path, opts.context, api, resolver=DirectResolver(dns) if dns else None, close=api.close
-    )
+    if dns:
+        return DirectResolver(dns)
+    core = client.CoreV1Api(api)
+    if core.list_namespaced_pod("kube-system", label_selector="k8s-app=kube-dns").items:
+        return PortForwardResolver(core)
+    return None
 
 
 def docker_unavailable() -> str | None:
@@ -162,15 +171,12 @@ def _kind(opts: ProviderOptions, log: Callable[[str], None]) -> ClusterHandle:
     path = Path(kind.kubeconfig_path)
     context = "kind-pytest-stateful"
     api = _api(path, context)
-    dns = opts.dns or os.environ.get("PYTEST_STATEFUL_DNS")
 
     def close() -> None:
         api.close()
         kind.delete()
 
-    return ClusterHandle(
-        "kind", path, context, api, resolver=DirectResolver(dns) if dns else None, node_level=True, close=close
-    )
+    return ClusterHandle("kind", path, context, api, resolver=_resolver(opts, api), node_level=True, close=close)
 
 
 class ProviderUnavailable(ClusterError):

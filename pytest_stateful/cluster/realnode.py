@@ -30,6 +30,7 @@ GATEWAY = "10.244.0.1"
 BRIDGE_MAC = "02:70:73:74:00:01"  # locally administered
 SUBNET = "10.244.0.0/24"
 NODE_NAME = "localhost"
+KUBE_DNS_PORT = 1053
 PACKAGES = {
     "containerd": "containerd",
     "runc": "runc",
@@ -56,9 +57,9 @@ def missing_prerequisites() -> list[str]:
 
 
 class RealNode:
-    def __init__(self, run_dir: Path, kubeconfig: Path, kubelet: Path, images_dir: Path) -> None:
+    def __init__(self, run_dir: Path, kubeconfig: Path, kubelet: Path, coredns: Path, images_dir: Path) -> None:
         self.dir = run_dir / "node"
-        self.kubeconfig, self.kubelet, self.images_dir = kubeconfig, kubelet, images_dir
+        self.kubeconfig, self.kubelet, self.coredns, self.images_dir = kubeconfig, kubelet, coredns, images_dir
 
     @property
     def socket(self) -> Path:
@@ -93,7 +94,7 @@ class RealNode:
         self._spawn("containerd", ["containerd", "--config", str(self.dir / "containerd.toml")])
         self._wait(lambda: self.socket.exists(), 20, "containerd's socket")
         log("[cluster] importing the node's images (busybox-static, built with umoci)")
-        import_images(build_images(self.images_dir), self.socket)
+        import_images(build_images(self.images_dir, self.coredns), self.socket)
         log("[cluster] starting the kubelet (node localhost)")
         self._spawn(
             "kubelet",
@@ -183,6 +184,47 @@ state = "{state}/state"
                 }
             )
         )
+
+    def kube_dns_manifests(self, context: str) -> list[dict[str, object]]:
+        """CoreDNS as a pod labelled k8s-app=kube-dns, as clusters such as kind run it.
+
+        It shares the node's network (the API server listens on 127.0.0.1 only) and
+        answers on 127.0.0.1:1053; probes reach it through the API server's port-forward.
+        """
+        corefile = (
+            f".:{KUBE_DNS_PORT} {{\n    bind 127.0.0.1\n    kubernetes cluster.local {{\n"
+            f"        kubeconfig {self.kubeconfig} {context}\n    }}\n    errors\n}}\n"
+        )
+        (self.dir / "kube-dns").mkdir(parents=True, exist_ok=True)
+        (self.dir / "kube-dns" / "Corefile").write_text(corefile)
+        state = str(self.kubeconfig.parent)
+        return [
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": "kube-dns", "namespace": "kube-system", "labels": {"k8s-app": "kube-dns"}},
+                "spec": {
+                    "hostNetwork": True,
+                    "containers": [
+                        {
+                            "name": "coredns",
+                            "image": "pytest-stateful.local/coredns:1",
+                            "imagePullPolicy": "Never",
+                            "args": ["-conf", str(self.dir / "kube-dns" / "Corefile")],
+                            "ports": [{"containerPort": KUBE_DNS_PORT, "protocol": "TCP", "name": "dns-tcp"}],
+                            "volumeMounts": [
+                                {"name": "conf", "mountPath": str(self.dir / "kube-dns"), "readOnly": True},
+                                {"name": "cluster", "mountPath": state, "readOnly": True},
+                            ],
+                        }
+                    ],
+                    "volumes": [
+                        {"name": "conf", "hostPath": {"path": str(self.dir / "kube-dns")}},
+                        {"name": "cluster", "hostPath": {"path": state}},
+                    ],
+                },
+            }
+        ]
 
     # -- down -------------------------------------------------------------------------
 

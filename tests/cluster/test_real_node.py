@@ -81,3 +81,47 @@ def test_down_of_the_real_node_leaves_nothing(tmp_path: Path) -> None:
     finally:
         up = [sys.executable, "-m", "pytest_stateful.cli", "cluster", "up", "--node", "real"]
         subprocess.run(up, check=True, capture_output=True)
+
+
+def test_port_forward_dns_probing_answers_like_the_direct_server(pytester: pytest.Pytester) -> None:
+    # Port-forward probing is what works on kind and other real clusters: DNS over TCP to the
+    # kube-dns pod through the API server. The local real node runs such a pod.
+    pytester.makepyfile(
+        f"""
+        from pytest_stateful.dns import DirectResolver, PortForwardResolver
+
+        def test_web(stateful, stateful_cluster):
+            web = stateful(["{WEB / "svc.yaml"}", "{WEB / "statefulset.yaml"}"])
+            web.delete_pod(0)
+            forwarded = PortForwardResolver(stateful_cluster.core)
+            direct = stateful_cluster.resolver
+            zone = f"nginx.{{web.namespace}}.svc.cluster.local"
+            new_ip = web.recorder.current[("Pod", "web-0")].get("ip")
+            assert forwarded.a_records(f"web-0.{{zone}}") == ("NOERROR", [new_ip])
+            assert forwarded.a_records(zone) == direct.a_records(zone)
+            assert forwarded.a_records(f"web-9.{{zone}}") == ("NXDOMAIN", [])
+        """
+    )
+    pytester.runpytest(*REAL).assert_outcomes(passed=1)
+
+
+def test_existing_provider_probes_dns_through_port_forward(pytester: pytest.Pytester) -> None:
+    cluster = LocalCluster.current("real")
+    pytester.makepyfile(
+        f"""
+        def test_web(stateful, stateful_cluster):
+            assert stateful_cluster.resolver.address == "port-forward kube-system/k8s-app=kube-dns:53"
+            web = stateful(["{WEB / "svc.yaml"}", "{WEB / "statefulset.yaml"}"])
+            web.delete_pod(1)
+            assert web.assert_pod_dns().timings["probes"] >= 6
+        """
+    )
+    result = pytester.runpytest(
+        "--stateful-cluster=existing",
+        f"--kubeconfig={cluster.kubeconfig}",
+        f"--kube-context={cluster.context}",
+        "--stateful-image=pytest-stateful.local/tools",
+        "-p",
+        "no:cacheprovider",
+    )
+    result.assert_outcomes(passed=1)
