@@ -287,10 +287,14 @@ class StatefulSetHandle:
         with self.step("drain_node", node, settle, timeout):
             self.cluster.core.patch_node(node, {"spec": {"unschedulable": True}})
             self._cordoned.add(node)
+            evicted = {e.uid for e in self._pods() if e.get("node") == node}
             for e in self._pods():
-                if e.get("node") == node:
+                if e.uid in evicted:
                     body = client.V1Eviction(metadata=client.V1ObjectMeta(name=e.name, namespace=self.namespace))
                     self.cluster.core.create_namespaced_pod_eviction(e.name, self.namespace, body)
+            if settle:
+                # Settled must mean the replacements: wait for the evicted pods to go first.
+                self._wait(lambda: not evicted & {e.uid for e in self._pods()}, f"the pods on {node} to go", timeout)
 
     def sleep(self, seconds: float) -> None:
         with self.step("sleep", f"{seconds} s"):
@@ -313,17 +317,21 @@ class StatefulSetHandle:
         sts = self.recorder.current.get((STS, self.name))
         service = sts.get("service_name") if sts else ""
         zone = f"{service}.{self.namespace}.svc.{self.cluster.cluster_domain}"
-        pods = [p for p in self._pods() if p.get("ip") and not p.get("deleting")]
-        expected: dict[str, tuple[list[str], str, str]] = {
-            f"{p.name}.{zone}": ([str(p.get("ip"))], f"{p.name}'s current IP", p.name) for p in pods
-        }
-        ready_ips = sorted(str(p.get("ip")) for p in pods if p.get("ready"))
-        expected[zone] = (ready_ips, "the Ready pods' IPs", "")
+
+        def expectations() -> dict[str, tuple[list[str], str, str]]:
+            # Recomputed on every round: the answer must match the pods as they are now.
+            pods = [p for p in self._pods() if p.get("ip") and not p.get("deleting")]
+            wanted = {f"{p.name}.{zone}": ([str(p.get("ip"))], f"{p.name}'s current IP", p.name) for p in pods}
+            wanted[zone] = (sorted(str(p.get("ip")) for p in pods if p.get("ready")), "the Ready pods' IPs", "")
+            return wanted
+
         started = time.monotonic()
         recorded: list[Entry] = []
-        pending = dict(expected)
+        pending = expectations()
         last: dict[str, list[str]] = {}
         while pending:
+            current = expectations()
+            pending = {q: current[q] for q in pending if q in current}
             for qname, (want, what, pod) in list(pending.items()):
                 _rcode, ips = resolver.a_records(qname)
                 last[qname] = ips
