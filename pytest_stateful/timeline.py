@@ -119,9 +119,6 @@ class Timeline:
     def gaps(self, kind: str | None = None) -> list[Entry]:
         return [e for e in self.entries if e.kind == GAP and (kind is None or e.name == kind)]
 
-    def steps(self) -> list[Entry]:
-        return self.of(STEP)
-
     def statefulset(self, name: str) -> Entry | None:
         """The last recorded state of the StatefulSet `name`."""
         found = None
@@ -169,14 +166,14 @@ class Timeline:
         return cls.from_json(Path(path).read_text())
 
 
-def format_table(entries: Iterable[Entry], mark: Entry | None = None, t0: float = 0.0) -> str:
+def format_table(entries: Iterable[Entry], mark: Entry | None = None) -> str:
     """An aligned table of entries; `mark` gets an arrow so the violation stands out."""
     rows = [("", "t (s)", "kind", "event", "name", "state")]
     for e in entries:
         rows.append(
             (
                 ">>" if mark is not None and e.seq == mark.seq else "",
-                f"{e.t - t0:8.3f}",
+                f"{e.t:8.3f}",
                 e.kind,
                 e.type,
                 e.name,

@@ -77,9 +77,3 @@ def explain_failure(spec: Spec, exc: BaseException) -> str:
         quote(spec.line)
         lines.append(str(exc))
     return "\n".join(lines)
-
-
-def pytest_collect_file_for(parent: pytest.Collector, file_path: Path, patterns: list[str]) -> StatefulFile | None:
-    if any(file_path.match(p) for p in patterns):
-        return StatefulFile.from_parent(parent, path=file_path)
-    return None

@@ -44,7 +44,6 @@ class SpecRun:
     spec: Spec
     handle: StatefulSetHandle | None = None
     verdicts: dict[str, Verdict] = field(default_factory=dict)
-    current_step: int | None = None
 
 
 def helm_binary() -> str | None:
@@ -102,12 +101,10 @@ def run_spec(
         )
         run.handle = recording.statefulset(manifests, spec.statefulset, timeout)
         for index, step in enumerate(spec.steps):
-            run.current_step = index
             try:
                 take_step(run.handle, step)
             except (AssertionError, ManifestError) as exc:
                 raise StepFailed(step, index, str(exc)) from exc
-        run.current_step = None
     run.verdicts = {g: run.handle.verdict(g) for g in spec.expect}
     run.handle.verdicts.update(run.verdicts)
     if any(not v.passed for v in run.verdicts.values()):
