@@ -8,6 +8,7 @@ StatefulSet's names. Every wait is bounded and, on timeout, says what it last sa
 from __future__ import annotations
 
 import contextlib
+import copy
 import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -52,7 +53,8 @@ def load_manifests(manifests: Iterable[Manifest]) -> list[dict[str, Any]]:
     docs: list[dict[str, Any]] = []
     for item in manifests:
         if isinstance(item, Mapping):
-            docs.append(dict(item))
+            # A copy: apply() sets the namespace (and maybe images); the caller's dict stays as it was.
+            docs.append(copy.deepcopy(dict(item)))
             continue
         source = str(item)
         if isinstance(item, Path) or ("\n" not in source and source.endswith((".yaml", ".yml", ".json"))):
