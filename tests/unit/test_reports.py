@@ -66,12 +66,3 @@ def test_html_of_a_good_run_marks_no_violation() -> None:
     assert page.count('class="passed"') == 6
     assert '<rect x="' in page and "<title>web-0 uid" in page
     assert "s</text>" in page  # DNS convergence labels
-
-
-def test_manifest_dicts_are_not_changed_by_loading() -> None:
-    from pytest_stateful.actions import load_manifests
-
-    original = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}
-    loaded = load_manifests([original])
-    loaded[0]["metadata"]["namespace"] = "somewhere"
-    assert original == {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}
