@@ -43,12 +43,3 @@ def write_reports(
     html_path.write_text(render_html(data))
     return [json_path, html_path]
 
-
-if __name__ == "__main__":
-    import sys
-
-    for arg in sys.argv[1:]:
-        source = Path(arg)
-        target = source.with_suffix(".html")
-        target.write_text(render_html(json.loads(source.read_text())))
-        print(target)
