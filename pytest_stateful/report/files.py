@@ -1,6 +1,6 @@
 """Per-test report files: JSON (verdicts, timings, the whole timeline) and a self-contained HTML page.
 
-python -m pytest_stateful.report.files REPORT.json   # re-render the HTML from a JSON report
+    python -m pytest_stateful.report REPORT.json   # re-render the HTML from a JSON report
 """
 
 from __future__ import annotations
