@@ -1,6 +1,6 @@
 """Per-test report files: JSON (verdicts, timings, the whole timeline) and a self-contained HTML page.
 
-    python -m pytest_stateful.report REPORT.json   # re-render the HTML from a JSON report
+python -m pytest_stateful.report REPORT.json   # re-render the HTML from a JSON report
 """
 
 from __future__ import annotations
@@ -42,4 +42,3 @@ def write_reports(
     html_path = base.parent / (base.name + ".html")
     html_path.write_text(render_html(data))
     return [json_path, html_path]
-
