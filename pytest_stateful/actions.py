@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -217,19 +218,14 @@ class StatefulSetHandle:
             old = self._live_pod(pod)
             self.cluster.core.delete_namespaced_pod(pod, self.namespace)
             if settle and old is not None:
-                # Settled must mean the new pod: wait for the old UID to go first.
-                self._wait(
-                    lambda: getattr(self._live_pod(pod), "uid", None) != old.uid,
-                    f"{pod} to be replaced",
-                    timeout,
-                )
+                self._wait_gone({old.uid}, f"{pod} to be replaced", timeout)
 
     def delete_pods(self, settle: bool = True, timeout: float | None = None) -> None:
         with self.step("delete_pods", "all pods at once", settle, timeout):
             olds = {e.uid for e in self._pods()}
             self.cluster.core.delete_collection_namespaced_pod(self.namespace, label_selector=self._selector())
             if settle:
-                self._wait(lambda: not olds & {e.uid for e in self._pods()}, "every old pod to be replaced", timeout)
+                self._wait_gone(olds, "every old pod to be replaced", timeout)
 
     def scale(self, replicas: int, settle: bool = True, timeout: float | None = None) -> None:
         with self.step("scale", f"to {replicas}", settle, timeout):
@@ -295,8 +291,7 @@ class StatefulSetHandle:
                     body = client.V1Eviction(metadata=client.V1ObjectMeta(name=e.name, namespace=self.namespace))
                     self.cluster.core.create_namespaced_pod_eviction(e.name, self.namespace, body)
             if settle:
-                # Settled must mean the replacements: wait for the evicted pods to go first.
-                self._wait(lambda: not evicted & {e.uid for e in self._pods()}, f"the pods on {node} to go", timeout)
+                self._wait_gone(evicted, f"the pods on {node} to go", timeout)
 
     def sleep(self, seconds: float) -> None:
         with self.step("sleep", f"{seconds} s"):
@@ -586,6 +581,11 @@ class StatefulSetHandle:
         if not self._wait_for(predicate, timeout, lambda: what):
             raise StepTimeout(self._timeout_text(what, timeout))
 
+    def _wait_gone(self, uids: set[str], what: str, timeout: float | None) -> None:
+        """Until none of these pod objects is left: a settle right after a delete or an eviction
+        must judge the replacements, not the old pods the recorder has not yet seen go."""
+        self._wait(lambda: not uids & {e.uid for e in self._pods()}, what, timeout)
+
     def _wait_for(self, predicate: Callable[[], Any], timeout: float, goal: Callable[[], str]) -> Any:
         started = time.monotonic()
 
@@ -659,8 +659,6 @@ class _Step:
 
 
 def _api_reason(exc: ApiException) -> str:
-    import json
-
     try:
         return str(json.loads(exc.body or "").get("message"))
     except (TypeError, ValueError):

@@ -8,6 +8,7 @@ recorded: checks that need those events then fail as "incomplete record".
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -284,8 +285,6 @@ class Recorder:
     def _relist(self, kind: Watched, reason: str) -> str:
         """Events were lost: mark the gap, then record the listed state so waits stay correct."""
         self.add(GAP, "gap", kind.kind, reason=reason)
-        import json
-
         resp = kind.lister(self.namespace, _preload_content=False)
         body = json.loads(resp.data)
         for obj in body.get("items") or []:
@@ -302,6 +301,4 @@ class Recorder:
 
 
 def _list_rv(resp: Any) -> str:
-    import json
-
     return str(json.loads(resp.data).get("metadata", {}).get("resourceVersion", ""))
