@@ -24,8 +24,8 @@ from workloads import web
 
 from pytest_stateful.checks import GUARANTEES, run_check
 from pytest_stateful.cluster.providers import ProviderOptions, connect
-from pytest_stateful.session import scenario
 from pytest_stateful.timeline import EVENT, GAP, STEP, Timeline
+from pytest_stateful.workload.session import scenario
 
 
 def cluster_time(timeline: Timeline) -> float:

@@ -1,8 +1,6 @@
 """pytest-stateful: prove on a real cluster that a StatefulSet keeps its contract."""
 
-from pytest_stateful.actions import ManifestError, StatefulSetHandle, StepTimeout, load_manifests
 from pytest_stateful.assertions import (
-    GuaranteeFailed,
     assert_ordered_creation,
     assert_ordered_rolling_update,
     assert_ordered_termination,
@@ -11,16 +9,35 @@ from pytest_stateful.assertions import (
     assert_stable_storage,
 )
 from pytest_stateful.checks import GUARANTEES, Subject, Verdict, run_check
-from pytest_stateful.cluster.providers import ClusterHandle
+from pytest_stateful.cluster.handle import ClusterHandle
+from pytest_stateful.errors import (
+    ApiError,
+    ClusterError,
+    GuaranteeFailed,
+    ManifestError,
+    NotSupported,
+    SpecError,
+    StatefulError,
+    StepError,
+    StepTimeout,
+)
 from pytest_stateful.timeline import Entry, Timeline
+from pytest_stateful.workload.handle import StatefulSetHandle
+from pytest_stateful.workload.manifests import load_manifests
 
 __all__ = [
     "GUARANTEES",
+    "ApiError",
+    "ClusterError",
     "ClusterHandle",
     "Entry",
     "GuaranteeFailed",
     "ManifestError",
+    "NotSupported",
+    "SpecError",
+    "StatefulError",
     "StatefulSetHandle",
+    "StepError",
     "StepTimeout",
     "Subject",
     "Timeline",

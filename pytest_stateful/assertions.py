@@ -1,57 +1,41 @@
-"""`assert_<guarantee>(handle)`: judge the record so far and fail with the evidence."""
+"""`assert_<guarantee>(handle)`: judge the record so far and fail with the evidence.
+
+Each is `handle.require(guarantee)`: the handle judges and keeps the verdict; this
+module only gives the guarantees their names as functions.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from pytest_stateful.checks import Verdict
-
-if TYPE_CHECKING:
-    from pytest_stateful.actions import StatefulSetHandle
-
-
-class GuaranteeFailed(AssertionError):
-    """A guarantee did not hold (or could not be judged); carries the verdict."""
-
-    def __init__(self, verdict: Verdict) -> None:
-        super().__init__(verdict.explain())
-        self.verdict = verdict
+from pytest_stateful.errors import GuaranteeFailed
+from pytest_stateful.workload.handle import StatefulSetHandle
 
 
-def check_guarantee(handle: StatefulSetHandle, guarantee: str) -> Verdict:
-    __tracebackhide__ = True
-    verdict = handle.verdict(guarantee)
-    handle.verdicts[guarantee] = verdict
-    if not verdict.passed:
-        raise GuaranteeFailed(verdict)
-    return verdict
+def _assertion(guarantee: str) -> Callable[[StatefulSetHandle], Verdict]:
+    def check(handle: StatefulSetHandle) -> Verdict:
+        __tracebackhide__ = True
+        return handle.require(guarantee)
+
+    check.__name__ = check.__qualname__ = f"assert_{guarantee}"
+    check.__doc__ = f"Judge {guarantee} on the record so far; raise GuaranteeFailed unless it held."
+    return check
 
 
-def assert_ordered_creation(handle: StatefulSetHandle) -> Verdict:
-    __tracebackhide__ = True
-    return check_guarantee(handle, "ordered_creation")
+assert_ordered_creation = _assertion("ordered_creation")
+assert_ordered_termination = _assertion("ordered_termination")
+assert_ordered_rolling_update = _assertion("ordered_rolling_update")
+assert_stable_identity = _assertion("stable_identity")
+assert_pod_dns = _assertion("pod_dns")
+assert_stable_storage = _assertion("stable_storage")
 
-
-def assert_ordered_termination(handle: StatefulSetHandle) -> Verdict:
-    __tracebackhide__ = True
-    return check_guarantee(handle, "ordered_termination")
-
-
-def assert_ordered_rolling_update(handle: StatefulSetHandle) -> Verdict:
-    __tracebackhide__ = True
-    return check_guarantee(handle, "ordered_rolling_update")
-
-
-def assert_stable_identity(handle: StatefulSetHandle) -> Verdict:
-    __tracebackhide__ = True
-    return check_guarantee(handle, "stable_identity")
-
-
-def assert_pod_dns(handle: StatefulSetHandle) -> Verdict:
-    __tracebackhide__ = True
-    return check_guarantee(handle, "pod_dns")
-
-
-def assert_stable_storage(handle: StatefulSetHandle) -> Verdict:
-    __tracebackhide__ = True
-    return check_guarantee(handle, "stable_storage")
+__all__ = [
+    "GuaranteeFailed",
+    "assert_ordered_creation",
+    "assert_ordered_rolling_update",
+    "assert_ordered_termination",
+    "assert_pod_dns",
+    "assert_stable_identity",
+    "assert_stable_storage",
+]

@@ -6,8 +6,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from pytest_stateful.cluster.build import Builder, BuildError, cache_dir, components
-from pytest_stateful.cluster.local import ClusterError, LocalCluster, LocalClusterConfig
+from pytest_stateful.cluster.build import Builder, cache_dir, components
+from pytest_stateful.cluster.local import LocalCluster, LocalClusterConfig
+from pytest_stateful.errors import ClusterError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -66,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
             print(cluster.env_text(), end="")
         return 0
-    except (BuildError, ClusterError) as exc:
+    except ClusterError as exc:
         print(f"pytest-stateful: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

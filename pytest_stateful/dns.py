@@ -17,6 +17,8 @@ import dns.query
 import dns.rcode
 import dns.rdatatype
 
+from pytest_stateful.errors import ClusterError, UsageError
+
 
 class Resolver(Protocol):
     """What probes need from a DNS strategy."""
@@ -32,7 +34,7 @@ class DirectResolver:
     def __init__(self, address: str, timeout: float = 1.0) -> None:
         host, _, port = address.rpartition(":")
         if not host or not port.isdigit():
-            raise ValueError(f"DNS server address must be host:port, got {address!r}")
+            raise UsageError(f"DNS server address must be host:port, got {address!r}")
         self.address = address
         self.host, self.port, self.timeout = host, int(port), timeout
 
@@ -75,7 +77,7 @@ class PortForwardResolver:
         pods = self.core.list_namespaced_pod(self.namespace, label_selector=self.selector).items
         running = [p for p in pods if p.status.phase == "Running"]
         if not running:
-            raise OSError(f"no running pod matches {self.selector} in {self.namespace}")
+            raise ClusterError(f"no running pod matches {self.selector} in {self.namespace}")
         pod = running[0]
         ports = [port for c in pod.spec.containers for port in c.ports or [] if port.name == "dns-tcp"]
         return str(pod.metadata.name), int(ports[0].container_port) if ports else self.port
@@ -96,7 +98,7 @@ class PortForwardResolver:
             finally:
                 sock.close()
                 forward.close()
-        except (dns.exception.Timeout, OSError, EOFError):
+        except (dns.exception.Timeout, OSError, EOFError, ClusterError):
             return "TIMEOUT", []
         ips = sorted(str(r) for rrset in answer.answer if rrset.rdtype == dns.rdatatype.A for r in rrset)
         return dns.rcode.to_text(answer.rcode()), ips

@@ -20,7 +20,11 @@ class StatefulError(Exception):
     """The base of every error of the package: one sentence a person can act on."""
 
 
-# -- input: specs, manifests, charts -----------------------------------------------------------
+# -- input: specs, manifests, charts, options ------------------------------------------------------
+
+
+class UsageError(StatefulError, ValueError):
+    """A value given by the user (an option, an argument, a guarantee's name) is not valid."""
 
 
 class SpecError(StatefulError):
@@ -168,3 +172,33 @@ def api_error(exc: BaseException, doing: str) -> ApiError:
 
 def _first_line(text: str) -> str:
     return (text.strip().splitlines() or [""])[0][:300]
+
+
+# -- a spec's run ------------------------------------------------------------------------------------
+
+
+class StepFailed(StatefulError, AssertionError):
+    """A step of a spec could not be carried out (or did not settle in time); `step` knows its YAML line."""
+
+    def __init__(self, step: Any, index: int, reason: str) -> None:
+        super().__init__(f"step {index + 1} `{step.describe()}` failed: {reason}")
+        self.step, self.index, self.reason = step, index, reason
+
+
+class ExpectFailed(StatefulError, AssertionError):
+    """One or more expected guarantees did not hold; `verdicts` has every judged one."""
+
+    def __init__(self, verdicts: dict[str, Any]) -> None:
+        failed = [v for v in verdicts.values() if not v.passed]
+        super().__init__("; ".join(f"{v.guarantee}: {v.summary}" for v in failed))
+        self.verdicts = verdicts
+        self.failed = failed
+
+
+def status_error(status: Any, doing: str) -> ApiError:
+    """An API Status object (as sent inside a watch stream with type ERROR) as a typed ApiError."""
+    code = int(status.get("code") or 0) if isinstance(status, dict) else 0
+    message = str(status.get("message") or "") if isinstance(status, dict) else str(status)
+    reason = str(status.get("reason") or "") if isinstance(status, dict) else ""
+    cls = _BY_STATUS.get(code, ServerError if code >= 500 or code == 0 else ApiError)
+    return cls(f"{doing}: {message or reason or code}", code, reason)

@@ -1,33 +1,54 @@
 """Watch a namespace and turn what the cluster did into a Timeline.
 
 One thread per resource type keeps a watch open from before the first apply to
-the end of the test. A watch that ends is resumed from the last resourceVersion
-it saw; a 410 Gone means events were lost, so the type is re-listed and a Gap is
-recorded: checks that need those events then fail as "incomplete record".
+the end of the test. A watch that ends or fails is resumed from the last
+resourceVersion it saw, so no event is lost. Expiry means events were lost:
+the API server says so either as an HTTP 410 or as an event of type ERROR with
+code 410 inside the stream (the usual form); both record a Gap and re-list the
+type, and checks that read that kind are then "incomplete", never passed.
+A watch that keeps failing (the API server is down) is reported to every wait
+within WATCH_GRACE seconds ("lost the watch on Pod: ..."), so a step fails as an
+infrastructure error instead of timing out on the workload.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from kubernetes import client, watch
-from kubernetes.client import ApiException
+from kubernetes import client
+from kubernetes.watch.watch import iter_resp_lines
 
-from pytest_stateful.timeline import EVENT, GAP, POD, PVC, SERVICE, SLICE, STEP, STS, Entry, Timeline
+from pytest_stateful.cluster.api import call
+from pytest_stateful.errors import ClusterError, Gone, StatefulError, status_error
+from pytest_stateful.timeline import EVENT, GAP, POD, PVC, RETRY, SERVICE, SLICE, STEP, STS, Entry, Timeline
 
 # Server-side timeout of one watch request: short enough that stop() is prompt
 # even if the socket shutdown does not wake the reader.
 WATCH_SECONDS = 20
+# A watch failing for longer than this makes waits fail with the reason (the API server is gone).
+WATCH_GRACE = 10.0
+# Pause between attempts to restore a failing watch.
+WATCH_BACKOFF = 0.5
+# Kinds whose entries are facts the plugin made, not watched state.
+NOT_STATE = (STEP, GAP, EVENT, RETRY)
+
+
+class WatchLost(ClusterError):
+    """A watch could not be restored: the record is no longer being kept."""
 
 
 def reduce_pod(obj: Mapping[str, Any]) -> dict[str, Any]:
     meta, spec, status = obj.get("metadata", {}), obj.get("spec", {}), obj.get("status", {})
-    conditions = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
+    raw_conditions = {c.get("type"): c for c in status.get("conditions") or []}
+    conditions = {t: c.get("status") for t, c in raw_conditions.items()}
+    scheduled = raw_conditions.get("PodScheduled") or {}
     claims = {
         v["name"]: v["persistentVolumeClaim"]["claimName"]
         for v in spec.get("volumes") or []
@@ -36,6 +57,9 @@ def reduce_pod(obj: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "phase": status.get("phase", ""),
         "ready": status.get("phase") == "Running" and conditions.get("Ready") == "True",
+        # Turned into `ready_since` on the timeline's clock by the recorder.
+        "ready_transition": (raw_conditions.get("Ready") or {}).get("lastTransitionTime", ""),
+        "scheduled_message": scheduled.get("message", "") if scheduled.get("status") == "False" else "",
         "ip": status.get("podIP", ""),
         "node": spec.get("nodeName", ""),
         "revision": (meta.get("labels") or {}).get("controller-revision-hash", ""),
@@ -119,6 +143,8 @@ def reduce_sts(obj: Mapping[str, Any]) -> dict[str, Any]:
         "observed_generation": status.get("observedGeneration", 0),
         "replicas": spec.get("replicas", 1),
         "ready_replicas": status.get("readyReplicas", 0),
+        "available_replicas": status.get("availableReplicas", 0),
+        "min_ready_seconds": spec.get("minReadySeconds", 0),
         "current_replicas": status.get("currentReplicas", 0),
         "updated_replicas": status.get("updatedReplicas", 0),
         "status_replicas": status.get("replicas", 0),
@@ -166,13 +192,17 @@ class Recorder:
         self.timeline = Timeline()
         self._api = api
         self._t0 = time.monotonic()
+        self._wall0 = time.time()
         self._cond = threading.Condition()
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._watches: list[watch.Watch] = []
+        self._responses: set[Any] = set()
         # Latest state per (kind, name): what waits look at.
         self.current: dict[tuple[str, str], Entry] = {}
+        # Every failure of a watch, in order (also in the timeline as Gap entries when events were lost).
         self.errors: list[str] = []
+        # kind -> (monotonic time of the first failure in a row, the last reason): watches now failing.
+        self._failing: dict[str, tuple[float, str]] = {}
 
     @property
     def t0(self) -> float:
@@ -181,13 +211,25 @@ class Recorder:
     def now(self) -> float:
         return time.monotonic() - self._t0
 
+    def timeline_seconds(self, timestamp: str) -> float | None:
+        """An API timestamp (RFC 3339, 1 s resolution) on the timeline's clock; None if absent."""
+        if not timestamp:
+            return None
+        try:
+            wall = datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return None
+        return round(wall - self._wall0, 3)
+
     def start(self) -> None:
         """List every kind once (so nothing is missed), then watch from there in the background."""
         for kind in watched_kinds(self._api):
-            listed = kind.lister(self.namespace, _preload_content=False)
-            rv = _list_rv(listed)
+            listed = call(f"list {kind.kind}s in {self.namespace}", kind.lister, self.namespace, retry=True)
             thread = threading.Thread(
-                target=self._run, args=(kind, rv), name=f"stateful-watch-{kind.kind}", daemon=True
+                target=self._run,
+                args=(kind, str(listed.metadata.resource_version or "")),
+                name=f"stateful-watch-{kind.kind}",
+                daemon=True,
             )
             self._threads.append(thread)
         for thread in self._threads:
@@ -195,8 +237,12 @@ class Recorder:
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stopping.set()
-        for w in list(self._watches):
-            w.stop()
+        for resp in list(self._responses):
+            # Wakes a reader blocked on the socket; best effort: the thread also ends at WATCH_SECONDS.
+            with contextlib.suppress(Exception):
+                resp.shutdown()
+        with self._cond:
+            self._cond.notify_all()
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
@@ -205,7 +251,7 @@ class Recorder:
         with self._cond:
             entry = Entry(len(self.timeline.entries), self.now(), kind, type_, name, uid, rv, data)
             self.timeline.entries.append(entry)
-            if kind not in (STEP, GAP, EVENT):
+            if kind not in NOT_STATE:
                 if type_ == "DELETED":
                     self.current.pop((kind, name), None)
                 else:
@@ -216,10 +262,19 @@ class Recorder:
     def step(self, type_: str, name: str, **data: Any) -> Entry:
         return self.add(STEP, type_, name, **data)
 
+    def lost(self) -> str | None:
+        """Why the record is not being kept right now (a watch failing for over WATCH_GRACE s), or None."""
+        now = time.monotonic()
+        for kind, (since, reason) in sorted(self._failing.items()):
+            if now - since >= WATCH_GRACE:
+                return f"lost the watch on {kind}s for {now - since:.0f} s: {reason}"
+        return None
+
     def wait_until(self, predicate: Callable[[], Any], timeout: float, tick: Callable[[], None] | None = None) -> Any:
         """Block until predicate() is truthy (re-checked on every entry and twice a second).
 
-        `tick` runs at most twice a second while waiting (live progress).
+        `tick` runs at most twice a second while waiting (live progress). Raises WatchLost
+        when a watch cannot be restored: what the predicate reads would be stale.
         """
         deadline = time.monotonic() + timeout
         next_tick = time.monotonic() + 0.5
@@ -228,6 +283,11 @@ class Recorder:
                 value = predicate()
                 if value:
                     return value
+                lost = self.lost()
+                if lost is not None:
+                    raise WatchLost(
+                        f"{lost}; the record of {self.namespace} is not being kept, so nothing can be judged"
+                    )
                 now = time.monotonic()
                 if now >= deadline:
                     return value
@@ -236,69 +296,114 @@ class Recorder:
                     next_tick = now + 0.5
                 self._cond.wait(min(deadline - now, 0.5))
 
+    def wait_for_change(self, seen: int, timeout: float) -> bool:
+        """Block until the timeline holds more than `seen` entries (at most `timeout` seconds):
+        probes pause here between rounds, so a round follows the cluster's next change."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while len(self.timeline.entries) <= seen:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+            return True
+
     def snapshot(self, kind: str) -> list[Entry]:
         with self._cond:
             return [e for (k, _), e in sorted(self.current.items()) if k == kind]
 
+    # -- the watch loop ---------------------------------------------------------------------
+
     def _run(self, kind: Watched, rv: str) -> None:
         while not self._stopping.is_set():
-            w = watch.Watch()
-            self._watches.append(w)
             try:
-                for event in w.stream(
-                    kind.lister,
-                    self.namespace,
-                    resource_version=rv,
-                    allow_watch_bookmarks=True,
-                    timeout_seconds=WATCH_SECONDS,
-                    deserialize=False,
-                ):
-                    obj = event["object"]
-                    meta = obj.get("metadata", {})
-                    rv = meta.get("resourceVersion", rv)
-                    if event["type"] == "BOOKMARK":
-                        continue
-                    self.add(
-                        kind.kind,
-                        event["type"],
-                        meta.get("name", ""),
-                        meta.get("uid", ""),
-                        rv,
-                        **kind.reduce(obj),
-                    )
-            except ApiException as exc:
+                try:
+                    rv = self._watch(kind, rv)
+                except Gone as exc:
+                    # Events between rv and now are lost for good: say so, then re-list.
+                    rv = self._relist(kind, f"watch expired at resourceVersion {rv} (410 Gone: {exc.message})")
+                self._failing.pop(kind.kind, None)
+            except Exception as exc:  # any failure: note it, resume from rv
                 if self._stopping.is_set():
                     break
-                if exc.status == 410:
-                    rv = self._relist(kind, f"watch expired at resourceVersion {rv} (410 Gone)")
-                else:
-                    self.errors.append(f"{kind.kind} watch: {exc.status} {exc.reason}")
-                    self._stopping.wait(1.0)
-            except Exception as exc:
+                reason = str(exc) if isinstance(exc, StatefulError) else f"{type(exc).__name__}: {exc}"
+                with self._cond:
+                    self.errors.append(f"{kind.kind} watch: {reason}")
+                    since = self._failing.get(kind.kind, (time.monotonic(), ""))[0]
+                    self._failing[kind.kind] = (since, reason)
+                    self._cond.notify_all()
+                self._stopping.wait(WATCH_BACKOFF)
+
+    def _watch(self, kind: Watched, rv: str) -> str:
+        """One watch request from `rv` until the server ends it; returns the last resourceVersion seen."""
+        resp = call(
+            f"watch {kind.kind}s in {self.namespace}",
+            kind.lister,
+            self.namespace,
+            watch=True,
+            resource_version=rv,
+            allow_watch_bookmarks=True,
+            timeout_seconds=WATCH_SECONDS,
+            _preload_content=False,
+        )
+        self._responses.add(resp)
+        try:
+            for line in iter_resp_lines(resp):
                 if self._stopping.is_set():
                     break
-                self.errors.append(f"{kind.kind} watch: {type(exc).__name__}: {exc}")
-                self._stopping.wait(0.5)
-            finally:
-                self._watches.remove(w)
+                event = json.loads(line)
+                obj = event.get("object") or {}
+                if event.get("type") == "ERROR":
+                    # The API server's Status object: 410 for an expired resourceVersion.
+                    raise status_error(obj, f"watch {kind.kind}s in {self.namespace}")
+                meta = obj.get("metadata") or {}
+                rv = str(meta.get("resourceVersion") or rv)
+                self._failing.pop(kind.kind, None)
+                if event.get("type") == "BOOKMARK":
+                    continue
+                self.add(
+                    kind.kind,
+                    str(event.get("type")),
+                    meta.get("name", ""),
+                    meta.get("uid", ""),
+                    rv,
+                    **self._reduce(kind, obj),
+                )
+        finally:
+            self._responses.discard(resp)
+            resp.close()
+            resp.release_conn()
+        return rv
+
+    def _reduce(self, kind: Watched, obj: Mapping[str, Any]) -> dict[str, Any]:
+        data = kind.reduce(obj)
+        if kind.kind == POD:
+            data["ready_since"] = (
+                self.timeline_seconds(str(data.pop("ready_transition", "") or "")) if data["ready"] else None
+            )
+        return data
 
     def _relist(self, kind: Watched, reason: str) -> str:
-        """Events were lost: mark the gap, then record the listed state so waits stay correct."""
+        """Events were lost: mark the gap, then record the listed state so waits stay correct
+        (objects gone meanwhile are recorded as deleted)."""
         self.add(GAP, "gap", kind.kind, reason=reason)
-        resp = kind.lister(self.namespace, _preload_content=False)
+        resp = call(
+            f"list {kind.kind}s in {self.namespace}", kind.lister, self.namespace, _preload_content=False, retry=True
+        )
         body = json.loads(resp.data)
+        listed: set[str] = set()
         for obj in body.get("items") or []:
             meta = obj.get("metadata", {})
+            listed.add(meta.get("name", ""))
             self.add(
                 kind.kind,
                 "RELISTED",
                 meta.get("name", ""),
                 meta.get("uid", ""),
                 meta.get("resourceVersion", ""),
-                **kind.reduce(obj),
+                **self._reduce(kind, obj),
             )
+        for (k, name), last in list(self.current.items()):
+            if k == kind.kind and name not in listed:
+                self.add(kind.kind, "DELETED", name, last.uid, "", **{**last.data, "gone_in_gap": True})
         return str(body.get("metadata", {}).get("resourceVersion", ""))
-
-
-def _list_rv(resp: Any) -> str:
-    return str(json.loads(resp.data).get("metadata", {}).get("resourceVersion", ""))

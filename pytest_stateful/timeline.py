@@ -9,12 +9,13 @@ receive order is the order the API server committed them in.
 
 from __future__ import annotations
 
+import builtins
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 POD = "Pod"
 PVC = "PersistentVolumeClaim"
@@ -26,6 +27,97 @@ GAP = "Gap"
 SERVICE = "Service"
 DNS = "DNS"
 PROBE = "Probe"  # a command run inside a container (node level)
+RETRY = "Retry"  # an API call the plugin retried after a transient failure
+
+
+class Reduced:
+    """Typed view of an entry's data: every field has a default, so records made by older
+    versions (without a newer key) still load, and nothing downstream writes `int(x or 0)`."""
+
+    __slots__ = ()
+
+    @classmethod
+    def of(cls, data: Mapping[str, Any]) -> Self:
+        values: dict[str, Any] = {}
+        for f in fields(cls):  # type: ignore[arg-type]
+            if f.name not in data:
+                continue
+            raw = data[f.name]
+            kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "")
+            if kind == "int":
+                raw = int(raw or 0)
+            elif kind == "bool":
+                raw = bool(raw)
+            elif kind == "str":
+                raw = "" if raw is None else str(raw)
+            values[f.name] = raw
+        return cls(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class PodData(Reduced):
+    phase: str = ""
+    ready: bool = False
+    # When the Ready condition last became True, in the timeline's seconds (None: not Ready).
+    ready_since: float | None = None
+    ip: str = ""
+    node: str = ""
+    revision: str = ""
+    deleting: bool = False
+    hostname: str = ""
+    subdomain: str = ""
+    host_network: bool = False
+    claims: Mapping[str, str] = field(default_factory=dict)
+    owner: str = ""
+    images: list[str] = field(default_factory=list)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    # Why the scheduler has not placed the pod (its PodScheduled=False message), else "".
+    scheduled_message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StsData(Reduced):
+    generation: int = 0
+    observed_generation: int = 0
+    replicas: int = 1
+    ready_replicas: int = 0
+    available_replicas: int = 0
+    current_replicas: int = 0
+    updated_replicas: int = 0
+    status_replicas: int = 0
+    current_revision: str = ""
+    update_revision: str = ""
+    policy: str = "OrderedReady"
+    strategy: str = "RollingUpdate"
+    partition: int = 0
+    max_unavailable: int | str = 1
+    min_ready_seconds: int = 0
+    ordinals_start: int = 0
+    service_name: str = ""
+    selector: Mapping[str, str] = field(default_factory=dict)
+    claim_templates: list[str] = field(default_factory=list)
+    claim_mounts: Mapping[str, list[str]] = field(default_factory=dict)
+    retention_when_deleted: str = "Retain"
+    retention_when_scaled: str = "Retain"
+    deleting: bool = False
+
+    @property
+    def ordinals(self) -> range:
+        """The ordinals the spec asks for."""
+        return range(self.ordinals_start, self.ordinals_start + self.replicas)
+
+    @property
+    def rolling_out(self) -> bool:
+        return bool(self.current_revision and self.update_revision and self.current_revision != self.update_revision)
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimData(Reduced):
+    phase: str = ""
+    volume: str = ""
+    storage_class: str = ""
+    deleting: bool = False
+    owners: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,9 +132,30 @@ class Entry:
     uid: str = ""
     rv: str = ""
     data: Mapping[str, Any] = field(default_factory=dict)
+    # The typed view of `data`, built on first use (not an init field: dataclasses.replace drops it).
+    _view: Any = field(default=None, init=False, compare=False, repr=False)
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.data.get(key, default)
+
+    def _typed(self, cls: builtins.type[Reduced]) -> Any:
+        view = self._view
+        if view is None or type(view) is not cls:
+            view = cls.of(self.data)
+            object.__setattr__(self, "_view", view)
+        return view
+
+    @property
+    def pod(self) -> PodData:
+        return self._typed(PodData)  # type: ignore[no-any-return]
+
+    @property
+    def sts(self) -> StsData:
+        return self._typed(StsData)  # type: ignore[no-any-return]
+
+    @property
+    def claim(self) -> ClaimData:
+        return self._typed(ClaimData)  # type: ignore[no-any-return]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -180,11 +293,15 @@ def format_table(entries: Iterable[Entry], mark: Entry | None = None) -> str:
                 describe(e),
             )
         )
+    return "\n".join(aligned(rows))
+
+
+def aligned(rows: Sequence[Sequence[str]]) -> list[str]:
+    """Rows of cells as left-aligned columns (the last column is not padded)."""
+    if not rows:
+        return []
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
-    lines = []
-    for r in rows:
-        lines.append("  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1])
-    return "\n".join(line.rstrip() for line in lines)
+    return [("  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1]).rstrip() for r in rows]
 
 
 def describe(e: Entry) -> str:

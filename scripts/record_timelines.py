@@ -16,9 +16,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "cluster"
 
 from workloads import service, statefulset, wait_claims_gone, web
 
-from pytest_stateful.actions import StatefulSetHandle
 from pytest_stateful.cluster.providers import ProviderOptions, connect
-from pytest_stateful.session import Recording, scenario
+from pytest_stateful.workload.handle import StatefulSetHandle
+from pytest_stateful.workload.session import Recording, scenario
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
 

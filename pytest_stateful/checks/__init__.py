@@ -14,6 +14,7 @@ from pytest_stateful.checks import (
     stable_storage,
 )
 from pytest_stateful.checks.verdict import Subject, Verdict, Violation
+from pytest_stateful.errors import UsageError
 from pytest_stateful.timeline import Timeline
 
 MODULES: tuple[ModuleType, ...] = (
@@ -34,5 +35,5 @@ def run_check(guarantee: str, timeline: Timeline, subject: Subject) -> Verdict:
     try:
         check = CHECKS[guarantee]
     except KeyError:
-        raise ValueError(f"unknown guarantee {guarantee!r}; known: {', '.join(GUARANTEES)}") from None
+        raise UsageError(f"unknown guarantee {guarantee!r}; known: {', '.join(GUARANTEES)}") from None
     return check(timeline, subject)

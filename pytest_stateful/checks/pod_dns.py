@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import statistics
 
-from pytest_stateful.checks.stable_identity import node_level
-from pytest_stateful.checks.verdict import Subject, Verdict, Violation, judged
+from pytest_stateful.checks.verdict import Subject, Verdict, Violation, judged, node_level
 from pytest_stateful.timeline import DNS, POD, SERVICE, SLICE, STEP, Timeline
 
 GUARANTEE = "pod_dns"
@@ -71,7 +70,7 @@ def check(timeline: Timeline, subject: Subject) -> Verdict:
             "no DNS answer was recorded: the run had no DNS resolver (set PYTEST_STATEFUL_DNS or use a "
             "cluster provider that offers one)",
         )
-    latencies = convergence(timeline, subject)
+    latencies = list(convergence(timeline).values())
     timings: dict[str, float | int] = {"probes": len(probes)}
     if latencies:
         timings.update(
@@ -92,19 +91,18 @@ def check(timeline: Timeline, subject: Subject) -> Verdict:
     return node_level(verdict, timeline, "dns")
 
 
-def convergence(timeline: Timeline, subject: Subject) -> list[float]:
-    """Seconds from a pod (a new UID) becoming Ready to its name first answering its IP."""
+def convergence(timeline: Timeline) -> dict[int, float]:
+    """Seconds from a pod (a name and an IP) becoming Ready to the first DNS answer of that IP,
+    keyed by the answer's seq (the HTML report labels those answers)."""
     ready_at: dict[tuple[str, str], float] = {}
-    for e in timeline.of(POD):
-        if e.get("ready") and e.get("ip") and (e.name, e.get("ip")) not in ready_at:
-            ready_at[(e.name, e.get("ip"))] = e.t
-    result = []
-    for e in timeline.of(DNS):
-        pod = e.get("pod")
-        if e.get("ok") and pod and e.get("expected"):
-            start = ready_at.pop((pod, e.get("expected")[0]), None)
+    result: dict[int, float] = {}
+    for e in timeline.entries:
+        if e.kind == POD and e.get("ready") and e.get("ip"):
+            ready_at.setdefault((e.name, str(e.get("ip"))), e.t)
+        elif e.kind == DNS and e.get("ok") and e.get("pod") and e.get("expected"):
+            start = ready_at.pop((str(e.get("pod")), str(e.get("expected")[0])), None)
             if start is not None:
-                result.append(max(0.0, e.t - start))
+                result[e.seq] = max(0.0, e.t - start)
     return result
 
 

@@ -9,7 +9,7 @@ run inside each container must print the pod's name.
 from __future__ import annotations
 
 from pytest_stateful.checks.replay import is_creation, replay
-from pytest_stateful.checks.verdict import Subject, Verdict, Violation, incomplete, judged
+from pytest_stateful.checks.verdict import Subject, Verdict, Violation, incomplete, judged, node_level
 from pytest_stateful.timeline import POD, PROBE, STEP, Timeline, ordinal_of
 
 GUARANTEE = "stable_identity"
@@ -69,21 +69,3 @@ def check(timeline: Timeline, subject: Subject) -> Verdict:
         kinds=KINDS,
     )
     return node_level(verdict, timeline, "hostname")
-
-
-def node_level(verdict: Verdict, timeline: Timeline, probe: str) -> Verdict:
-    """Fold in-container probe results into a verdict; without any, node level is not available."""
-    results = [e for e in timeline.of(PROBE) if e.get("probe") == probe]
-    if not results:
-        return verdict
-    failures = [e for e in results if not e.get("ok")]
-    verdict.fidelity = "node"
-    verdict.node = "failed" if failures else "passed"
-    if failures:
-        first = failures[0]
-        message = str(first.get("message"))
-        if verdict.passed:
-            verdict.summary = message
-        verdict.status = "failed"
-        verdict.violations.append(Violation(message, first))
-    return verdict

@@ -9,8 +9,7 @@ guarantee. At node level, a marker written before a disruption is read back.
 from __future__ import annotations
 
 from pytest_stateful.checks.replay import is_creation, replay
-from pytest_stateful.checks.stable_identity import node_level
-from pytest_stateful.checks.verdict import Subject, Verdict, Violation, incomplete, judged
+from pytest_stateful.checks.verdict import Subject, Verdict, Violation, incomplete, judged, node_level
 from pytest_stateful.timeline import POD, PVC, STEP, Timeline, ordinal_of
 
 GUARANTEE = "stable_storage"

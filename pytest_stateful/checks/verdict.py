@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pytest_stateful.timeline import Entry, Timeline, format_table
+from pytest_stateful.timeline import PROBE, Entry, Timeline, format_table
 
 Status = Literal["passed", "failed", "incomplete"]
 NodeStatus = Literal["passed", "failed", "not available"]
@@ -123,3 +123,21 @@ def evidence_around(timeline: Timeline, at: Entry, kinds: Sequence[str] = ()) ->
     idx = next((i for i, e in enumerate(wanted) if e.seq == at.seq), 0)
     lo, hi = max(0, idx - CONTEXT_ROWS), idx + CONTEXT_ROWS + 1
     return format_table(wanted[lo:hi], mark=at)
+
+
+def node_level(verdict: Verdict, timeline: Timeline, probe: str) -> Verdict:
+    """Fold in-container probe results into a verdict; without any, node level is not available."""
+    results = [e for e in timeline.of(PROBE) if e.get("probe") == probe]
+    if not results:
+        return verdict
+    failures = [e for e in results if not e.get("ok")]
+    verdict.fidelity = "node"
+    verdict.node = "failed" if failures else "passed"
+    if failures:
+        first = failures[0]
+        message = str(first.get("message"))
+        if verdict.passed:
+            verdict.summary = message
+        verdict.status = "failed"
+        verdict.violations.append(Violation(message, first))
+    return verdict

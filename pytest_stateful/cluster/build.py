@@ -19,6 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pytest_stateful.errors import BuildError
+
 KUBERNETES_VERSION = "v1.34.4"
 ETCD_VERSION = "v3.6.10"
 KWOK_VERSION = "v0.8.0"
@@ -27,10 +29,6 @@ HELM_VERSION = "v3.22.0"
 
 # Progress lines while a long compile runs; CI logs must show life, not flood.
 HEARTBEAT_SECONDS = 30.0
-
-
-class BuildError(RuntimeError):
-    """A component could not be built; the message is one sentence for the user."""
 
 
 def cache_dir() -> Path:

@@ -14,6 +14,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from pytest_stateful.errors import ImageError
+
 REPOSITORY = "pytest-stateful.local/tools"
 PAUSE = "pytest-stateful.local/pause:1"
 COREDNS = "pytest-stateful.local/coredns:1"
@@ -32,10 +34,6 @@ for domain in $(sed -n 's/^search //p' /etc/resolv.conf) ""; do
 done
 exit 1
 """
-
-
-class ImageError(RuntimeError):
-    pass
 
 
 def _run(args: list[str], cwd: Path | None = None) -> None:

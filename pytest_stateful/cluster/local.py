@@ -25,19 +25,16 @@ import yaml
 
 from pytest_stateful.cluster import procs
 from pytest_stateful.cluster.build import KUBERNETES_VERSION, Builder, Component, cache_dir, components
-from pytest_stateful.cluster.realnode import GATEWAY, RealNode, RealNodeError
+from pytest_stateful.cluster.handle import UNREADY_LABEL
+from pytest_stateful.cluster.realnode import GATEWAY, RealNode
 from pytest_stateful.cluster.stages import build_stages
+from pytest_stateful.errors import ClusterError, RealNodeError
 
 Log = Callable[[str], None]
 DEFAULT_NAME = "pytest-stateful"
 # The real-node cluster is a second cluster, so both kinds can run side by side.
 REAL_NAME = "pytest-stateful-real"
-UNREADY_LABEL = "pytest-stateful.io/unready"
 STORAGE_CLASS = "standard"
-
-
-class ClusterError(RuntimeError):
-    """The cluster could not be brought to the asked state; the message says why in one line."""
 
 
 @dataclass(frozen=True)

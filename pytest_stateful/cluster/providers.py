@@ -15,44 +15,18 @@ import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kubernetes import client, config
 
-from pytest_stateful.cluster.build import cache_dir
-from pytest_stateful.cluster.local import ClusterError, LocalCluster
+from pytest_stateful.cluster.api import call
+from pytest_stateful.cluster.build import HELM_VERSION, cache_dir
+from pytest_stateful.cluster.handle import PROVIDERS, ClusterHandle
+from pytest_stateful.cluster.local import LocalCluster
 from pytest_stateful.dns import DirectResolver, PortForwardResolver, Resolver
-
-PROVIDERS = ("local", "existing", "kind")
-
-
-@dataclass
-class ClusterHandle:
-    """What tests get: where the cluster is, API clients, a DNS resolver, node-level capability."""
-
-    provider: str
-    kubeconfig: Path
-    context: str
-    api: client.ApiClient
-    resolver: Resolver | None = None
-    node_level: bool = False  # can commands run inside containers?
-    cluster_domain: str = "cluster.local"
-    close: Callable[[], None] = field(default=lambda: None)
-
-    @property
-    def core(self) -> client.CoreV1Api:
-        return client.CoreV1Api(self.api)
-
-    @property
-    def apps(self) -> client.AppsV1Api:
-        return client.AppsV1Api(self.api)
-
-    def describe(self) -> str:
-        dns = self.resolver.address if self.resolver else "none"
-        level = "node" if self.node_level else "api (simulated nodes)"
-        return f"{self.provider} cluster, context {self.context} ({self.kubeconfig}), DNS {dns}, evidence {level}"
+from pytest_stateful.errors import ClusterError, ProviderUnavailable
 
 
 @dataclass(frozen=True)
@@ -66,12 +40,23 @@ class ProviderOptions:
 
 def connect(opts: ProviderOptions, log: Callable[[str], None] = print) -> ClusterHandle:
     if opts.provider == "local":
-        return _local(opts, log)
-    if opts.provider == "existing":
-        return _existing(opts)
-    if opts.provider == "kind":
-        return _kind(opts, log)
-    raise ClusterError(f"unknown cluster provider {opts.provider!r}; choose one of {', '.join(PROVIDERS)}")
+        handle = _local(opts, log)
+    elif opts.provider == "existing":
+        handle = _existing(opts)
+    elif opts.provider == "kind":
+        handle = _kind(opts, log)
+    else:
+        raise ClusterError(f"unknown cluster provider {opts.provider!r}; choose one of {', '.join(PROVIDERS)}")
+    handle.helm = helm_binary()
+    return handle
+
+
+def helm_binary() -> str | None:
+    """The helm that `pytest-stateful cluster build` built, else one on PATH."""
+    built = cache_dir() / "bin" / f"helm-{HELM_VERSION}" / "helm"
+    if built.is_file():
+        return str(built)
+    return shutil.which("helm")
 
 
 @contextmanager
@@ -105,6 +90,8 @@ def _local(opts: ProviderOptions, log: Callable[[str], None]) -> ClusterHandle:
         api,
         resolver=DirectResolver(opts.dns or cluster.dns_address),
         node_level=cluster.real,
+        holds_unready=True,
+        drains_nodes=True,
         close=api.close,
     )
 
@@ -133,7 +120,14 @@ def _resolver(opts: ProviderOptions, api: client.ApiClient) -> Resolver | None:
     if dns:
         return DirectResolver(dns)
     core = client.CoreV1Api(api)
-    if core.list_namespaced_pod("kube-system", label_selector="k8s-app=kube-dns").items:
+    kube_dns = call(
+        "list kube-dns pods in kube-system",
+        core.list_namespaced_pod,
+        "kube-system",
+        label_selector="k8s-app=kube-dns",
+        retry=True,
+    )
+    if kube_dns.items:
         return PortForwardResolver(core)
     return None
 
@@ -179,5 +173,4 @@ def _kind(opts: ProviderOptions, log: Callable[[str], None]) -> ClusterHandle:
     return ClusterHandle("kind", path, context, api, resolver=_resolver(opts, api), node_level=True, close=close)
 
 
-class ProviderUnavailable(ClusterError):
-    """The provider cannot run on this machine; tests using it are skipped with this reason."""
+__all__ = ["PROVIDERS", "ClusterHandle", "ProviderOptions", "ProviderUnavailable", "connect"]

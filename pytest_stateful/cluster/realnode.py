@@ -24,6 +24,7 @@ import yaml
 
 from pytest_stateful.cluster import procs
 from pytest_stateful.cluster.images import build_images, import_images
+from pytest_stateful.errors import RealNodeError
 
 BRIDGE = "pst0"
 GATEWAY = "10.244.0.1"
@@ -40,10 +41,6 @@ PACKAGES = {
 CNI_DIR = Path("/usr/lib/cni")
 
 Log = Callable[[str], None]
-
-
-class RealNodeError(RuntimeError):
-    pass
 
 
 def missing_prerequisites() -> list[str]:

@@ -12,6 +12,7 @@ import html
 from collections.abc import Mapping
 from typing import Any
 
+from pytest_stateful.checks.pod_dns import convergence
 from pytest_stateful.timeline import DNS, POD, STEP, Entry, Timeline, ordinal_of
 
 WIDTH = 1100
@@ -112,7 +113,7 @@ def _chart(timeline: Timeline, sts: str, verdicts: Mapping[str, Any]) -> str:
                 f'<text x="{x(life.created.t) + 3:.1f}" y="{y + LANE - 12}" fill="#1d2330">'
                 f"{html.escape(life.ip)} {html.escape(life.node)}</text>"
             )
-    latency = _dns_latencies(timeline)
+    latency = convergence(timeline)
     for e in timeline.entries:  # DNS answers on their pod's lane
         if e.kind == DNS and e.get("pod"):
             ordinal = ordinal_of(str(e.get("pod")), sts)
@@ -165,20 +166,6 @@ def _segments(timeline: Timeline, uid: str, end: float) -> list[tuple[float, flo
     if state is not None:
         pieces.append((since, end, state))
     return pieces
-
-
-def _dns_latencies(timeline: Timeline) -> dict[int, float]:
-    ready_at: dict[tuple[str, str], float] = {}
-    for e in timeline.entries:
-        if e.kind == POD and e.get("ready") and e.get("ip"):
-            ready_at.setdefault((e.name, str(e.get("ip"))), e.t)
-    out = {}
-    for e in timeline.entries:
-        if e.kind == DNS and e.get("ok") and e.get("pod") and e.get("expected"):
-            start = ready_at.get((str(e.get("pod")), str(e.get("expected")[0])))
-            if start is not None:
-                out[e.seq] = max(0.0, e.t - start)
-    return out
 
 
 def _verdict_row(v: Mapping[str, Any], timeline: Timeline) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from pytest_stateful.checks import GUARANTEES, Verdict
+from pytest_stateful.timeline import aligned
 
 HEADERS = {
     "ordered_creation": "creation",
@@ -32,8 +33,7 @@ def guarantee_table(rows: Mapping[str, Mapping[str, Verdict]]) -> list[str]:
     table = [["test", *[HEADERS[g] for g in columns]]]
     for test, verdicts in rows.items():
         table.append([test, *[cell(verdicts.get(g)) for g in columns]])
-    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in table]
+    lines = aligned(table)
     node = {v.node for verdicts in rows.values() for v in verdicts.values()}
     if node == {"not available"}:
         lines.append("all verdicts at api level: node-level evidence is not available on simulated nodes")

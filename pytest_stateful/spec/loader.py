@@ -16,40 +16,28 @@ import jsonschema
 import yaml
 
 from pytest_stateful.checks import GUARANTEES
-
-STEP_ACTIONS = (
-    "delete_pod",
-    "delete_pods",
-    "scale",
-    "rollout_restart",
-    "update_image",
-    "partition",
-    "make_unready",
-    "make_ready",
-    "drain_node",
-    "sleep",
-)
-STEP_OPTIONS = ("settle", "timeout")
-TOP_KEYS = ("name", "manifests", "chart", "statefulset", "timeout", "marks", "steps", "expect")
+from pytest_stateful.errors import SpecError
+from pytest_stateful.workload.manifests import statefulsets_in
+from pytest_stateful.workload.steps import BY_NAME, STEPS, StepKind
 
 Path_ = tuple[str | int, ...]
-
-
-class SpecError(Exception):
-    """An invalid spec: where (file and line) and exactly what is wrong."""
-
-    def __init__(self, path: Path, line: int, message: str) -> None:
-        super().__init__(f"{path}:{line}: {message}")
-        self.path, self.line, self.message = path, line, message
+# A step's YAML value: an ordinal or count, a number of seconds, a constant, or a mapping of strings.
+StepValue = int | float | str | bool | Mapping[str, str]
 
 
 @dataclass(frozen=True)
 class Step:
-    action: str
-    value: Any
+    """One step of a spec: which kind (a row of the step table), its value and options, its line."""
+
+    kind: StepKind
+    value: StepValue
     settle: bool = True
     timeout: float | None = None
     line: int = 0
+
+    @property
+    def action(self) -> str:
+        return self.kind.name
 
     def describe(self) -> str:
         return f"{self.action}: {json.dumps(self.value)}"
@@ -173,10 +161,6 @@ def _build(path: Path, index: int, line: int, data: Any, lines: dict[Path_, int]
     )
 
 
-def statefulsets_in(docs: Sequence[Mapping[str, Any]]) -> list[str]:
-    return [str((d.get("metadata") or {}).get("name", "")) for d in docs if d.get("kind") == "StatefulSet"]
-
-
 def _check_statefulsets(
     path: Path, line: int, lines: Mapping[Path_, int], manifests: list[Path], wanted: str | None
 ) -> None:
@@ -209,16 +193,14 @@ def _check_statefulsets(
 
 def _step(path: Path, lines: Mapping[Path_, int], i: int, raw: Mapping[str, Any], first: int) -> Step:
     line = _line(lines, ("steps", i), first)
-    actions = [k for k in raw if k in STEP_ACTIONS]
+    actions = [k for k in raw if k in BY_NAME]
     if len(actions) != 1:
         got = ", ".join(actions) if actions else "none"
-        raise SpecError(
-            path, line, f"step {i + 1} needs exactly one action of {', '.join(STEP_ACTIONS)} (it has {got})"
-        )
-    action = actions[0]
-    default_settle = action not in ("make_unready", "sleep")
+        names = ", ".join(s.name for s in STEPS)
+        raise SpecError(path, line, f"step {i + 1} needs exactly one action of {names} (it has {got})")
+    kind = BY_NAME[actions[0]]
     return Step(
-        action, raw[action], settle=bool(raw.get("settle", default_settle)), timeout=raw.get("timeout"), line=line
+        kind, raw[kind.name], settle=bool(raw.get("settle", kind.settles)), timeout=raw.get("timeout"), line=line
     )
 
 
@@ -267,6 +249,11 @@ def _explain(error: jsonschema.ValidationError, where: Path_, data: Any) -> str:
     if error.validator == "enum" and where[:1] == ("expect",):
         suggestion = _suggest(str(error.instance), GUARANTEES)
         return f"unknown guarantee {error.instance!r}{suggestion}; valid: {', '.join(GUARANTEES)}"
+    if error.validator == "not" and where[:1] == ("steps",):
+        step: Any = error.instance
+        action = next((k for k in step if k in BY_NAME), "this step")
+        takes = " or ".join(BY_NAME[action].options) if action in BY_NAME else ""
+        return f"{place}: {action} takes {'only ' + takes if takes else 'no settle or timeout'}"
     if error.validator == "required":
         return f"{place}: {error.message.replace('is a required property', 'is required')}"
     if error.validator == "type":

@@ -1,17 +1,30 @@
-"""Render the YAML reference (docs/yaml-reference.md) from the shipped JSON Schema.
+"""Render the YAML reference (docs/yaml-reference.md) and the step part of the shipped JSON Schema
+from the step table (workload/steps.py) and the guarantees (checks/).
 
     python -m pytest_stateful.spec.reference > docs/yaml-reference.md
+    python -m pytest_stateful.spec.reference schema > pytest_stateful/spec/schema.json
 
-A test fails when the file differs from what the schema renders, so the
-reference cannot drift from what the loader accepts.
+Tests fail when either file differs from what this renders, so neither can drift
+from what the loader accepts and the runner dispatches.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
+from pytest_stateful.checks import GUARANTEES
 from pytest_stateful.spec.loader import schema
+from pytest_stateful.workload.steps import STEPS, step_schema
+
+
+def render_schema() -> str:
+    """schema.json as it must be: the shipped document with its steps and guarantees from the tables."""
+    s = json.loads(json.dumps(schema()))
+    s["$defs"]["step"] = step_schema()
+    s["properties"]["expect"]["items"] = {"enum": list(GUARANTEES)}
+    return json.dumps(s, indent=2) + "\n"
 
 
 def _type(prop: dict[str, Any]) -> str:
@@ -29,6 +42,8 @@ def _type(prop: dict[str, Any]) -> str:
         bounds.append(f">= {prop['minimum']}")
     if "exclusiveMinimum" in prop:
         bounds.append(f"> {prop['exclusiveMinimum']}")
+    if "maximum" in prop:
+        bounds.append(f"<= {prop['maximum']}")
     return str(kind) + (f" ({', '.join(bounds)})" if bounds else "")
 
 
@@ -68,7 +83,10 @@ def render_markdown() -> str:
         s["$defs"]["step"]["description"],
         "Steps run in order after the initial rollout settles; each waits for the StatefulSet to",
         "settle (observedGeneration current, every replica Ready, the rollout done) unless `settle: false`.",
-        "`make_unready` and `sleep` do not settle by default.",
+        ", ".join(f"`{s.name}`" for s in STEPS if not s.settles)
+        + " do not settle by default; "
+        + ", ".join(f"`{s.name}`" for s in STEPS if s.options != ("settle", "timeout"))
+        + " take fewer options (see each one).",
         "",
         *_table(s["$defs"]["step"]["properties"], []),
         "",
@@ -81,4 +99,4 @@ def render_markdown() -> str:
 
 
 if __name__ == "__main__":
-    print(render_markdown(), end="")
+    print(render_schema() if sys.argv[1:] == ["schema"] else render_markdown(), end="")

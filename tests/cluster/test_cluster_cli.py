@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from pytest_stateful.cluster.build import cache_dir
-from pytest_stateful.cluster.local import ClusterError, LocalCluster, LocalClusterConfig
+from pytest_stateful.cluster.local import LocalCluster, LocalClusterConfig
+from pytest_stateful.errors import ClusterError
 
 
 def _processes_mentioning(text: str) -> list[str]:

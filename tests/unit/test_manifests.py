@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_stateful.actions import ImageMap, ManifestError, load_manifests
+from pytest_stateful.errors import ManifestError
+from pytest_stateful.workload.manifests import ImageMap, load_manifests
 
 
 def test_manifest_dicts_are_not_changed_by_loading() -> None:

@@ -1,4 +1,5 @@
-"""pytest collection of `*.stateful.yaml`: one Item per YAML document; failures in the spec's terms."""
+"""pytest collection of `*.stateful.yaml` and the `stateful` marker: one Item per YAML document;
+failures in the spec's terms (its YAML line and the reason), keyed on StatefulError."""
 
 from __future__ import annotations
 
@@ -9,12 +10,11 @@ from typing import Any
 import pytest
 from _pytest._code.code import TerminalRepr
 
-from pytest_stateful.actions import ManifestError, StepTimeout
-from pytest_stateful.assertions import GuaranteeFailed
-from pytest_stateful.spec.loader import Spec, SpecError, load_file
-from pytest_stateful.spec.runner import ExpectFailed, SpecRun, StepFailed
-
-SPEC_ERRORS = (SpecError, StepFailed, ExpectFailed, ManifestError, StepTimeout, GuaranteeFailed)
+from pytest_stateful.errors import ExpectFailed, SpecError, StatefulError, StepFailed
+from pytest_stateful.plugin.run import run_spec_in_fresh_namespace, spec_run_key
+from pytest_stateful.plugin.settings import Settings
+from pytest_stateful.spec.loader import Spec, load_file, spec_from_mapping
+from pytest_stateful.spec.runner import SpecRun
 
 
 class StatefulFile(pytest.File):
@@ -26,7 +26,7 @@ class StatefulFile(pytest.File):
             yield item
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> str | TerminalRepr:  # type: ignore[override]
-        if isinstance(excinfo.value, SpecError) and not self.config.getoption("stateful_traceback"):
+        if isinstance(excinfo.value, SpecError) and not Settings.of(self.config).traceback:
             return f"invalid spec: {excinfo.value}"
         return super().repr_failure(excinfo)
 
@@ -37,15 +37,13 @@ class StatefulItem(pytest.Item):
     def __init__(self, *, spec: Spec, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.spec = spec
-        self.run = SpecRun(spec)
+        self.run = self.stash[spec_run_key] = SpecRun(spec)
 
     def runtest(self) -> None:
-        from pytest_stateful.plugin import run_spec_in_fresh_namespace
-
         run_spec_in_fresh_namespace(self.config, self.name, self.run)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str | TerminalRepr:
-        if self.config.getoption("stateful_traceback") or not isinstance(excinfo.value, SPEC_ERRORS):
+        if Settings.of(self.config).traceback or not isinstance(excinfo.value, StatefulError):
             return super().repr_failure(excinfo)
         return explain_failure(self.spec, excinfo.value)
 
@@ -77,3 +75,27 @@ def explain_failure(spec: Spec, exc: BaseException) -> str:
         quote(spec.line)
         lines.append(str(exc))
     return "\n".join(lines)
+
+
+def run_marker_spec(item: pytest.Function, marker: pytest.Mark) -> None:
+    """`@pytest.mark.stateful(...)`: validate like a YAML document, run it in its own namespace."""
+    __tracebackhide__ = True
+    if marker.args:
+        raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.stateful takes keyword arguments only")
+    line = item.function.__code__.co_firstlineno
+    failure = None
+    try:
+        spec = spec_from_mapping(marker.kwargs, item.path, line, item.name)
+    except SpecError as exc:
+        failure = f"invalid @pytest.mark.stateful: {exc.message} ({item.path.name}:{line})"
+    if failure is not None:
+        pytest.fail(failure, pytrace=False)
+    run = item.stash[spec_run_key] = SpecRun(spec)
+    try:
+        run_spec_in_fresh_namespace(item.config, item.name, run)
+    except StatefulError as exc:
+        if Settings.of(item.config).traceback:
+            raise
+        failure = explain_failure(spec, exc)
+    if failure is not None:
+        pytest.fail(failure, pytrace=False)

@@ -8,11 +8,13 @@ import secrets
 from collections.abc import Callable, Iterable, Iterator
 
 from kubernetes import client
-from kubernetes.client import ApiException
 
-from pytest_stateful.actions import ImageMap, Manifest, StatefulSetHandle
-from pytest_stateful.cluster.providers import ClusterHandle
+from pytest_stateful.cluster.api import call
+from pytest_stateful.cluster.handle import ClusterHandle
+from pytest_stateful.errors import StatefulError
 from pytest_stateful.recorder import Recorder
+from pytest_stateful.workload.handle import StatefulSetHandle
+from pytest_stateful.workload.manifests import ImageMap, Manifest
 
 OWNED_LABEL = "pytest-stateful.io/owned"
 # Namespaces created by this process and not deleted yet, so an interrupted run can still clean up.
@@ -26,9 +28,8 @@ def namespace_name(test_name: str) -> str:
 
 def create_namespace(cluster: ClusterHandle, test_name: str) -> str:
     name = namespace_name(test_name)
-    cluster.core.create_namespace(
-        client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={OWNED_LABEL: "true"}))
-    )
+    body = client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={OWNED_LABEL: "true"}))
+    call(f"create namespace {name}", cluster.core.create_namespace, body)
     _created[name] = cluster.core
     return name
 
@@ -36,8 +37,8 @@ def create_namespace(cluster: ClusterHandle, test_name: str) -> str:
 def delete_namespace(name: str) -> None:
     core = _created.pop(name, None)
     if core is not None:
-        with contextlib.suppress(ApiException):
-            core.delete_namespace(name, propagation_policy="Background")
+        with contextlib.suppress(StatefulError):
+            call(f"delete namespace {name}", core.delete_namespace, name, propagation_policy="Background")
 
 
 def forget_namespace(name: str) -> None:

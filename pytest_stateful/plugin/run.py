@@ -1,0 +1,147 @@
+"""What a stateful test needs around it: the session's cluster, a fresh namespace (kept on failure
+when asked), the spec run, and afterwards its verdicts in JUnit, the session table and report files."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from pytest_stateful.checks import Verdict
+from pytest_stateful.cluster.providers import ClusterHandle, ProviderOptions, connect
+from pytest_stateful.errors import ClusterError, ProviderUnavailable
+from pytest_stateful.plugin.progress import LiveProgress, say
+from pytest_stateful.plugin.settings import Settings
+from pytest_stateful.report import write_reports
+from pytest_stateful.spec.runner import SpecRun, run_spec
+from pytest_stateful.workload.handle import StatefulSetHandle
+from pytest_stateful.workload.session import Recording, create_namespace, delete_namespace, forget_namespace
+
+# Per test: the handles it worked on (fixture, YAML spec or marker), its reports by phase.
+handles_key = pytest.StashKey[list[StatefulSetHandle]]()
+recording_key = pytest.StashKey[Recording]()
+spec_run_key = pytest.StashKey[SpecRun]()
+reports_key = pytest.StashKey[dict[str, pytest.TestReport]]()
+# Per session: the verdicts by test for the table; whether any report file was written.
+verdicts_key = pytest.StashKey[dict[str, dict[str, Verdict]]]()
+wrote_reports_key = pytest.StashKey[bool]()
+
+
+class _Unusable:
+    """A provider that failed once: every test that needs it skips or fails with the same sentence."""
+
+    def __init__(self, skip: bool, reason: str) -> None:
+        self.skip, self.reason = skip, reason
+
+
+_cluster_key = pytest.StashKey[ClusterHandle | _Unusable]()
+
+
+def cluster_for(config: pytest.Config) -> ClusterHandle:
+    """The session's one cluster handle, connected on first use; YAML items and fixtures share it.
+
+    A provider that cannot run here skips every test that needs it; a provider that fails
+    fails them, each with the same one-line reason, without retrying.
+    """
+    cached = config.stash.get(_cluster_key, None)
+    if cached is None:
+        s = Settings.of(config)
+        opts = ProviderOptions(s.provider, s.kubeconfig, s.context, s.dns, s.node)
+
+        def log(line: str) -> None:
+            if config.get_verbosity() >= 0:
+                say(config, line)
+
+        try:
+            cached = connect(opts, log=log)
+        except ProviderUnavailable as exc:
+            cached = _Unusable(True, str(exc))
+        except ClusterError as exc:
+            cached = _Unusable(False, f"pytest-stateful: {exc}")
+        config.stash[_cluster_key] = cached
+    if isinstance(cached, _Unusable):
+        # Outside any except block, so the report shows one sentence and no chained traceback.
+        if cached.skip:
+            pytest.skip(cached.reason)
+        pytest.fail(cached.reason, pytrace=False)
+    return cached
+
+
+def close_cluster(config: pytest.Config) -> None:
+    cached = config.stash.get(_cluster_key, None)
+    if isinstance(cached, ClusterHandle):
+        cached.close()
+
+
+@contextmanager
+def fresh_namespace(
+    config: pytest.Config, cluster: ClusterHandle, test: str, failed: Callable[[], bool] = lambda: False
+) -> Iterator[str]:
+    """A namespace of its own for one test; deleted afterwards, or kept when the test failed
+    and --stateful-keep-namespace asks for it."""
+    name = create_namespace(cluster, test)
+    ok = False
+    try:
+        yield name
+        ok = True
+    finally:
+        if (not ok or failed()) and Settings.of(config).keep_namespace:
+            forget_namespace(name)
+            say(config, f"\n[stateful] kept namespace {name} of failed test {test}")
+        else:
+            delete_namespace(name)
+
+
+def run_spec_in_fresh_namespace(config: pytest.Config, test: str, run: SpecRun) -> None:
+    """What a YAML document and the marker share: a namespace of its own, the spec run in it."""
+    s = Settings.of(config)
+    cluster = cluster_for(config)
+    with fresh_namespace(config, cluster, test) as namespace, LiveProgress(config) as progress:
+        run_spec(run.spec, cluster, namespace, s.timeout, run=run, progress=progress, image=s.image)
+
+
+def failed(item: pytest.Item) -> bool:
+    return any(r.failed for r in item.stash.get(reports_key, {}).values())
+
+
+def handles_of(item: pytest.Item) -> list[StatefulSetHandle]:
+    """Every StatefulSet a test worked on: from the `stateful` fixture, a YAML spec or the marker."""
+    stored: list[StatefulSetHandle] | None = item.stash.get(handles_key, None)
+    handles = list(stored or [])
+    recording = item.stash.get(recording_key, None)
+    if recording is not None:
+        handles += [h for h in recording.handles if h not in handles]
+    run = item.stash.get(spec_run_key, None)
+    if run is not None and run.handle is not None:
+        handles.append(run.handle)
+    return handles
+
+
+def collect_verdicts(item: pytest.Item) -> None:
+    """After a stateful test: JUnit properties, the session table, the report files."""
+    handles = handles_of(item)
+    if not handles:
+        return
+    verdicts: dict[str, Verdict] = {}
+    for handle in handles:
+        verdicts.update(handle.verdicts)
+    for guarantee, verdict in verdicts.items():
+        item.user_properties.append((f"stateful.{guarantee}", verdict.status))
+        item.user_properties.append((f"stateful.{guarantee}.fidelity", verdict.fidelity))
+        item.user_properties.append((f"stateful.{guarantee}.node", verdict.node))
+        for key, value in verdict.timings.items():
+            item.user_properties.append((f"stateful.{guarantee}.{key}", value))
+    if verdicts:
+        # The table names tests by file and test name; full node ids are in the JUnit and JSON reports.
+        file_part, _, test_part = item.nodeid.partition("::")
+        label = f"{Path(file_part).name}::{test_part}" if test_part else item.nodeid
+        item.config.stash.setdefault(verdicts_key, {})[label] = verdicts
+    directory = Settings.of(item.config).report_dir
+    if directory:
+        handle = handles[-1]
+        outcome = "failed" if failed(item) else "passed"
+        subject = {"statefulset": handle.name, "namespace": handle.namespace, "cluster": handle.cluster.describe()}
+        write_reports(Path(directory), item.nodeid, outcome, subject, verdicts, handle.timeline)
+        item.config.stash[wrote_reports_key] = True

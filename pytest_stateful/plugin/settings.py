@@ -1,0 +1,151 @@
+"""Options, ini keys and environment, resolved once into one frozen Settings (command line, then ini, then default)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pytest
+
+from pytest_stateful.cluster.handle import PROVIDERS
+from pytest_stateful.errors import UsageError
+
+NODES = ("simulated", "real")
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value) or value <= 0:
+        raise UsageError(f"must be a positive, finite number of seconds, got {text}")
+    return value
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("stateful", "StatefulSet guarantees (pytest-stateful)")
+    group.addoption(
+        "--stateful-cluster",
+        choices=PROVIDERS,
+        default=None,
+        help="cluster provider: local (default; started if not running), existing (needs --kubeconfig and "
+        "--kube-context), kind (needs Docker)",
+    )
+    group.addoption(
+        "--stateful-node",
+        choices=NODES,
+        default=None,
+        help="local cluster: simulated nodes (default) or a real node with a kubelet, for node-level evidence "
+        "(ini: stateful_node)",
+    )
+    group.addoption(
+        "--stateful-image",
+        default=None,
+        metavar="REPOSITORY",
+        help="run every container from REPOSITORY:1, :2, ... (one tag per distinct image, in order of "
+        "appearance) instead of the manifests' images; the real node's images are "
+        "pytest-stateful.local/tools (ini: stateful_image)",
+    )
+    group.addoption("--kubeconfig", default=None, help="kubeconfig file for --stateful-cluster=existing")
+    group.addoption("--kube-context", default=None, help="context in --kubeconfig for --stateful-cluster=existing")
+    group.addoption(
+        "--stateful-dns", default=None, metavar="HOST:PORT", help="DNS server to probe (default: $PYTEST_STATEFUL_DNS)"
+    )
+    group.addoption(
+        "--stateful-timeout",
+        type=_positive_float,
+        default=None,
+        metavar="SECONDS",
+        help="default timeout of each step (ini: stateful_timeout; default 120)",
+    )
+    group.addoption(
+        "--stateful-keep-namespace",
+        action="store_true",
+        default=False,
+        help="keep the namespace of a failed test for debugging",
+    )
+    group.addoption(
+        "--stateful-traceback",
+        action="store_true",
+        default=False,
+        help="show Python tracebacks for failing YAML specs instead of the spec's own report",
+    )
+    group.addoption(
+        "--stateful-report-dir",
+        default=None,
+        metavar="DIR",
+        help="write a JSON report per stateful test (verdicts, timings, timeline) into DIR (ini: stateful_report_dir)",
+    )
+    parser.addini("stateful_cluster", "default cluster provider", default="local")
+    parser.addini("stateful_report_dir", "directory for per-test reports", default="")
+    parser.addini("stateful_node", "local cluster nodes: simulated or real", default="simulated")
+    parser.addini("stateful_image", "image repository that replaces the manifests' images", default="")
+    parser.addini(
+        "stateful_patterns",
+        "file name patterns collected as stateful specs",
+        type="args",
+        default=["*.stateful.yaml"],
+    )
+    parser.addini("stateful_timeout", "default timeout of each step in seconds", default="120")
+
+
+@dataclass(frozen=True)
+class Settings:
+    provider: str
+    node: str
+    image: str | None
+    kubeconfig: str | None
+    context: str | None
+    dns: str | None
+    timeout: float
+    keep_namespace: bool
+    traceback: bool
+    report_dir: str | None
+    patterns: tuple[str, ...]
+
+    @classmethod
+    def of(cls, config: pytest.Config) -> Settings:
+        """The session's settings, resolved on first use and kept in the config's stash."""
+        cached = config.stash.get(_settings_key, None)
+        if cached is None:
+            cached = config.stash[_settings_key] = cls._resolve(config)
+        return cached
+
+    @classmethod
+    def _resolve(cls, config: pytest.Config) -> Settings:
+        def option(name: str) -> object:
+            return config.getoption(name, default=None)
+
+        def ini(name: str) -> str:
+            return str(config.getini(name) or "")
+
+        timeout = option("stateful_timeout")
+        if timeout is None:
+            try:
+                timeout = _positive_float(ini("stateful_timeout"))
+            except ValueError as exc:
+                raise pytest.UsageError(f"ini option stateful_timeout: {exc}") from None
+        provider = str(option("stateful_cluster") or ini("stateful_cluster"))
+        if provider not in PROVIDERS:
+            raise pytest.UsageError(f"ini option stateful_cluster={provider!r}: choose one of {', '.join(PROVIDERS)}")
+        node = str(option("stateful_node") or ini("stateful_node"))
+        if node not in NODES:
+            raise pytest.UsageError(f"ini option stateful_node={node!r}: choose simulated or real")
+        return cls(
+            provider=provider,
+            node=node,
+            image=str(option("stateful_image") or ini("stateful_image")) or None,
+            kubeconfig=_text(option("kubeconfig")),
+            context=_text(option("kube_context")),
+            dns=_text(option("stateful_dns")),
+            timeout=float(timeout),  # type: ignore[arg-type]
+            keep_namespace=bool(option("stateful_keep_namespace")),
+            traceback=bool(option("stateful_traceback")),
+            report_dir=str(option("stateful_report_dir") or ini("stateful_report_dir")) or None,
+            patterns=tuple(config.getini("stateful_patterns")),
+        )
+
+
+def _text(value: object) -> str | None:
+    return str(value) if value else None
+
+
+_settings_key = pytest.StashKey[Settings]()

@@ -1,0 +1,383 @@
+"""The handle on a StatefulSet under test: apply, take steps, judge.
+
+Every step is recorded (begin/end), waits until the StatefulSet settles unless
+told not to, and after settling probes DNS (and, on nodes that run containers,
+the pods from inside). Every wait is bounded and, on timeout, says what it last saw.
+Verdicts are written here only (`judge`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from kubernetes import client, utils
+
+from pytest_stateful.checks import Subject, Verdict, run_check
+from pytest_stateful.checks.pod_dns import diagnose_service
+from pytest_stateful.cluster.api import CLIENT_FAILURES, call
+from pytest_stateful.cluster.handle import UNREADY_LABEL, ClusterHandle
+from pytest_stateful.errors import (
+    GuaranteeFailed,
+    ManifestError,
+    NotSupported,
+    StatefulError,
+    StepError,
+    StepTimeout,
+    api_error,
+)
+from pytest_stateful.recorder import Recorder
+from pytest_stateful.timeline import RETRY, Entry, Timeline
+from pytest_stateful.workload.manifests import ImageMap, Manifest, load_manifests, place_in_namespace, statefulsets_in
+from pytest_stateful.workload.probes import Probes
+from pytest_stateful.workload.steps import DISRUPTIONS
+from pytest_stateful.workload.view import WorkloadView
+
+
+class StatefulSetHandle:
+    """A StatefulSet in a test namespace, with its recorder running."""
+
+    def __init__(
+        self,
+        cluster: ClusterHandle,
+        namespace: str,
+        recorder: Recorder,
+        timeout: float = 120.0,
+        dns_timeout: float | None = None,
+    ) -> None:
+        self.cluster = cluster
+        self.namespace = namespace
+        self.recorder = recorder
+        self.timeout = timeout
+        self.name = ""
+        self.view = WorkloadView(recorder, "")
+        self.probes = Probes(cluster, namespace, recorder, self.view, dns_timeout or timeout)
+        self.objects: list[dict[str, Any]] = []
+        self._cordoned: set[str] = set()
+        self.verdicts: dict[str, Verdict] = {}
+        # --stateful-image: the manifests' images replaced by a local repository's tags.
+        self.images: ImageMap | None = None
+        # Live progress: receives "scale to 3: waiting for web-2 Ready, 4.1 s" while a step waits.
+        self.progress: Callable[[str], None] | None = None
+        self._step_label = "apply"
+        # Seconds from receiving the event that completed a wait to the wait returning.
+        self.detection_latencies: list[float] = []
+        # The generation our last change produced: a settle must not be judged on older state.
+        self._min_generation = 0
+
+    # -- set-up ---------------------------------------------------------------------------
+
+    def apply(
+        self,
+        manifests: Iterable[Manifest],
+        statefulset: str | None = None,
+        settle: bool = True,
+        timeout: float | None = None,
+    ) -> StatefulSetHandle:
+        """Create the objects in the test namespace and, unless told not to, wait for the rollout."""
+        docs = load_manifests(manifests)
+        place_in_namespace(docs, self.namespace)
+        if self.images is not None:
+            for doc in docs:
+                self.images.rewrite(doc)
+        names = statefulsets_in(docs)
+        if statefulset is None:
+            if len(names) != 1:
+                raise ManifestError(
+                    "the manifests hold no StatefulSet"
+                    if not names
+                    else f"the manifests hold several StatefulSets ({', '.join(names)}): say which one is under test"
+                )
+            statefulset = names[0]
+        elif statefulset not in names and not self.name:
+            raise ManifestError(f"no StatefulSet named {statefulset!r} in the manifests (found: {', '.join(names)})")
+        self.name = self.view.name = statefulset
+        detail = ", ".join(f"{d['kind']}/{d['metadata'].get('name')}" for d in docs)
+        with self.step("apply", detail, settle, timeout):
+            for doc in docs:
+                try:
+                    utils.create_from_dict(self.cluster.api, doc, namespace=self.namespace)
+                except utils.FailToCreateError as exc:
+                    reasons = "; ".join(
+                        api_error(e, "create").message.removeprefix("create: ") for e in exc.api_exceptions
+                    )
+                    raise ManifestError(f"{doc['kind']} {doc['metadata'].get('name')}: {reasons}") from None
+                except CLIENT_FAILURES as exc:
+                    raise api_error(exc, f"create {doc['kind']} {doc['metadata'].get('name')}") from exc
+                self.objects.append(doc)
+        return self
+
+    # -- steps ----------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def step(self, action: str, detail: str = "", settle: bool = False, timeout: float | None = None) -> Iterator[None]:
+        """Record a step around the block; on success settle (bounded), then probe."""
+        timeout = self.timeout if timeout is None else timeout
+        self._step_label = f"{action} {detail}".strip()
+        if self.cluster.node_level and action in DISRUPTIONS:
+            self.probes.write_markers()
+        self.recorder.step("begin", action, action=action, detail=detail)
+        ok = False
+        try:
+            yield
+            if settle:
+                self.wait_settled(timeout)
+                self.probe_dns()
+                self.probe_node()
+            ok = True
+        finally:
+            self.recorder.step("end", action, action=action, detail=detail, ok=ok)
+
+    def wait_settled(self, timeout: float | None = None) -> None:
+        """Until observedGeneration is current, every replica is Ready and the rollout is done."""
+        timeout = self.timeout if timeout is None else timeout
+        if not self._wait_for(lambda: self.view.settled(self._min_generation), timeout, self.view.settle_goal):
+            raise StepTimeout(self.view.last_seen(f"{self.name} to settle", timeout))
+
+    def delete_pod(self, ordinal: int, settle: bool = True, timeout: float | None = None) -> None:
+        pod = f"{self.name}-{ordinal}"
+        with self.step("delete_pod", pod, settle, timeout):
+            old = self.view.pod(pod)
+            self._call(f"delete pod {pod}", self.cluster.core.delete_namespaced_pod, pod, self.namespace)
+            if settle and old is not None:
+                self._wait_gone({old.uid}, f"{pod} to be replaced", timeout)
+
+    def delete_pods(self, settle: bool = True, timeout: float | None = None) -> None:
+        with self.step("delete_pods", "all pods at once", settle, timeout):
+            olds = self.view.pod_uids()
+            self._call(
+                f"delete the pods of {self.name}",
+                self.cluster.core.delete_collection_namespaced_pod,
+                self.namespace,
+                label_selector=self.view.selector(),
+            )
+            if settle:
+                self._wait_gone(olds, "every old pod to be replaced", timeout)
+
+    def scale(self, replicas: int, settle: bool = True, timeout: float | None = None) -> None:
+        with self.step("scale", f"to {replicas}", settle, timeout):
+            self._call(
+                f"scale {self.name} to {replicas}",
+                self.cluster.apps.patch_namespaced_stateful_set_scale,
+                self.name,
+                self.namespace,
+                {"spec": {"replicas": replicas}},
+                retry=True,
+            )
+            sts = self._call(
+                f"read StatefulSet {self.name}",
+                self.cluster.apps.read_namespaced_stateful_set,
+                self.name,
+                self.namespace,
+                retry=True,
+            )
+            self._min_generation = int(sts.metadata.generation or 0)
+
+    def rollout_restart(self, settle: bool = True, timeout: float | None = None) -> None:
+        stamp = datetime.now(UTC).isoformat()
+        with self.step("rollout_restart", stamp, settle, timeout):
+            self._patch(
+                {"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": stamp}}}}}
+            )
+
+    def update_image(self, container: str, image: str, settle: bool = True, timeout: float | None = None) -> None:
+        if self.images is not None:
+            image = self.images(image)
+        with self.step("update_image", f"{container}={image}", settle, timeout):
+            self._patch({"spec": {"template": {"spec": {"containers": [{"name": container, "image": image}]}}}})
+
+    def set_partition(self, partition: int, settle: bool = True, timeout: float | None = None) -> None:
+        """Move the RollingUpdate partition: pods at or above it take the update revision."""
+        with self.step("partition", f"to {partition}", settle, timeout):
+            self._patch(
+                {"spec": {"updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": partition}}}}
+            )
+
+    def make_unready(self, ordinal: int, timeout: float | None = None) -> None:
+        """Hold a pod NotReady (local cluster: a KWOK stage keyed on a label) until make_ready."""
+        pod = f"{self.name}-{ordinal}"
+        self._need("make_unready", self.cluster.holds_unready, "holds a pod unready through a KWOK stage")
+        with self.step("make_unready", pod, False, timeout):
+            self._label_pod(pod, "true")
+            self._wait(lambda: (p := self.view.pod(pod)) is not None and not p.pod.ready, f"{pod} NotReady", timeout)
+
+    def make_ready(self, ordinal: int, settle: bool = True, timeout: float | None = None) -> None:
+        pod = f"{self.name}-{ordinal}"
+        self._need("make_ready", self.cluster.holds_unready, "holds a pod unready through a KWOK stage")
+        with self.step("make_ready", pod, settle, timeout):
+            self._label_pod(pod, None)
+
+    def drain_node(self, ordinal: int, settle: bool = True, timeout: float | None = None) -> None:
+        """Cordon the node that pod runs on and evict its pods of this namespace; uncordoned at teardown."""
+        pod = f"{self.name}-{ordinal}"
+        current = self.view.pod(pod)
+        if current is None or not current.pod.node:
+            raise StepError(f"drain_node {ordinal}: {pod} is not running on a node")
+        node = current.pod.node
+        self._need("drain_node", self.cluster.drains_nodes, f"changes Node {node}, which is outside the test namespace")
+        with self.step("drain_node", node, settle, timeout):
+            self._call(
+                f"cordon node {node}", self.cluster.core.patch_node, node, {"spec": {"unschedulable": True}}, retry=True
+            )
+            self._cordoned.add(node)
+            evicted = {e.uid for e in self.view.pods() if e.pod.node == node}
+            for e in self.view.pods():
+                if e.uid in evicted:
+                    body = client.V1Eviction(metadata=client.V1ObjectMeta(name=e.name, namespace=self.namespace))
+                    self._call(
+                        f"evict pod {e.name}",
+                        self.cluster.core.create_namespaced_pod_eviction,
+                        e.name,
+                        self.namespace,
+                        body,
+                    )
+            if settle:
+                self._wait_gone(evicted, f"the pods on {node} to go", timeout)
+
+    def sleep(self, seconds: float) -> None:
+        with self.step("sleep", f"{seconds} s"):
+            time.sleep(seconds)
+
+    def uncordon(self) -> None:
+        for node in sorted(self._cordoned):
+            with contextlib.suppress(StatefulError):
+                self._call(
+                    f"uncordon node {node}", self.cluster.core.patch_node, node, {"spec": {"unschedulable": False}}
+                )
+        self._cordoned.clear()
+
+    # -- probes (also run by every settled step) -----------------------------------------------
+
+    def probe_dns(self, timeout: float | None = None) -> list[Entry]:
+        """Ask DNS for every pod's name and the Service name until they answer the current IPs."""
+        if diagnose_service(self.timeline, self.subject):
+            return []  # the manifests make per-pod DNS impossible; the check says why
+        return self.probes.dns(timeout)
+
+    def probe_node(self) -> list[Entry]:
+        """Node level: hostname inside each pod, DNS from inside a pod, markers read back."""
+        return self.probes.node()
+
+    def exec(self, pod: str, command: list[str], container: str | None = None) -> str:
+        """Run a command inside a pod's container (through the API server and the kubelet); its stdout."""
+        return self.probes.exec(pod, command, container)
+
+    def try_exec(self, pod: str, command: list[str], container: str | None = None) -> tuple[int, str] | None:
+        return self.probes.try_exec(pod, command, container)
+
+    # -- judging --------------------------------------------------------------------------
+
+    @property
+    def subject(self) -> Subject:
+        return Subject(self.name, self.namespace, self.cluster.cluster_domain)
+
+    @property
+    def timeline(self) -> Timeline:
+        return Timeline(list(self.recorder.timeline.entries))
+
+    def verdict(self, guarantee: str) -> Verdict:
+        """Judge the record so far, without keeping or raising."""
+        return run_check(guarantee, self.timeline, self.subject)
+
+    def judge(self, guarantee: str) -> Verdict:
+        """Judge the record so far and keep the verdict for the reports."""
+        verdict = self.verdict(guarantee)
+        self.verdicts[guarantee] = verdict
+        return verdict
+
+    def require(self, guarantee: str) -> Verdict:
+        """Judge, keep, and raise GuaranteeFailed unless the guarantee held."""
+        __tracebackhide__ = True
+        verdict = self.judge(guarantee)
+        if not verdict.passed:
+            raise GuaranteeFailed(verdict)
+        return verdict
+
+    def assert_ordered_creation(self) -> Verdict:
+        __tracebackhide__ = True
+        return self.require("ordered_creation")
+
+    def assert_ordered_termination(self) -> Verdict:
+        __tracebackhide__ = True
+        return self.require("ordered_termination")
+
+    def assert_ordered_rolling_update(self) -> Verdict:
+        __tracebackhide__ = True
+        return self.require("ordered_rolling_update")
+
+    def assert_stable_identity(self) -> Verdict:
+        __tracebackhide__ = True
+        return self.require("stable_identity")
+
+    def assert_pod_dns(self) -> Verdict:
+        __tracebackhide__ = True
+        return self.require("pod_dns")
+
+    def assert_stable_storage(self) -> Verdict:
+        __tracebackhide__ = True
+        return self.require("stable_storage")
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _call(self, doing: str, fn: Callable[..., Any], *args: Any, retry: bool = False, **kwargs: Any) -> Any:
+        return call(doing, fn, *args, retry=retry, on_retry=self._note_retry(doing), **kwargs)
+
+    def _note_retry(self, doing: str) -> Callable[[str], None]:
+        def note(why: str) -> None:
+            self.recorder.add(RETRY, "retry", doing, doing=doing, reason=why)
+
+        return note
+
+    def _need(self, action: str, capable: bool, why: str) -> None:
+        if not capable:
+            raise NotSupported(f"{action} {why}: it is offered on the local cluster only")
+
+    def _patch(self, patch: dict[str, Any]) -> None:
+        sts = self._call(
+            f"patch StatefulSet {self.name}",
+            self.cluster.apps.patch_namespaced_stateful_set,
+            self.name,
+            self.namespace,
+            patch,
+            retry=True,
+        )
+        self._min_generation = int(sts.metadata.generation or 0)
+
+    def _label_pod(self, pod: str, value: str | None) -> None:
+        self._call(
+            f"label pod {pod}",
+            self.cluster.core.patch_namespaced_pod,
+            pod,
+            self.namespace,
+            {"metadata": {"labels": {UNREADY_LABEL: value}}},
+            retry=True,
+        )
+
+    def _wait(self, predicate: Callable[[], Any], what: str, timeout: float | None) -> None:
+        timeout = self.timeout if timeout is None else timeout
+        if not self._wait_for(predicate, timeout, lambda: what):
+            raise StepTimeout(self.view.last_seen(what, timeout))
+
+    def _wait_gone(self, uids: set[str], what: str, timeout: float | None) -> None:
+        """Until none of these pod objects is left: a settle right after a delete or an eviction
+        must judge the replacements, not the old pods the recorder has not yet seen go."""
+        self._wait(lambda: not uids & self.view.pod_uids(), what, timeout)
+
+    def _wait_for(self, predicate: Callable[[], Any], timeout: float, goal: Callable[[], str]) -> Any:
+        started = time.monotonic()
+
+        def tick() -> None:
+            if self.progress is not None:
+                self.progress(f"{self._step_label}: waiting for {goal()}, {time.monotonic() - started:.1f} s")
+
+        result = self.recorder.wait_until(predicate, timeout, tick)
+        entries = self.recorder.timeline.entries
+        if result and entries:
+            self.detection_latencies.append(max(0.0, self.recorder.now() - entries[-1].t))
+        return result
+
+
+__all__ = ["StatefulSetHandle"]

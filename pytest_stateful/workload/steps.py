@@ -1,0 +1,148 @@
+"""THE step table: every disruption a test can take, once.
+
+The spec schema's step definitions, the loader, the runner's dispatch, the
+handle's method signatures and docs/yaml-reference.md are generated from this
+table or held against it by tests/unit/test_step_table.py. A new step is one
+row here and one method on StatefulSetHandle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+ORDINAL = {"type": "integer", "minimum": 0, "maximum": 2147483647}
+STEP_OPTIONS = ("settle", "timeout")
+
+
+@dataclass(frozen=True)
+class StepKind:
+    """One step: its YAML key, the handle method it calls and how the YAML value maps to arguments."""
+
+    name: str
+    method: str
+    description: str
+    value: Mapping[str, Any]  # JSON Schema of the YAML value
+    # The method's parameters before settle/timeout: () takes no value (the YAML value is a constant),
+    # one name takes the whole value, several names take the keys of a mapping value.
+    params: tuple[str, ...] = ()
+    # Waits for the StatefulSet to settle unless told otherwise.
+    settles: bool = True
+    # Which of settle/timeout the step accepts.
+    options: tuple[str, ...] = STEP_OPTIONS
+    # Data on the claims must survive it: node-level markers are written before it.
+    disruption: bool = False
+
+    def arguments(self, value: Any) -> dict[str, Any]:
+        """The YAML value as keyword arguments of the handle method."""
+        if not self.params:
+            return {}
+        if len(self.params) == 1:
+            return {self.params[0]: value}
+        return {p: value[p] for p in self.params}
+
+    def schema(self) -> dict[str, Any]:
+        return {**self.value, "description": self.description}
+
+
+STEPS: tuple[StepKind, ...] = (
+    StepKind("delete_pod", "delete_pod", "Delete the pod of this ordinal.", ORDINAL, ("ordinal",), disruption=True),
+    StepKind("delete_pods", "delete_pods", "Delete every pod at once.", {"const": "all"}, disruption=True),
+    StepKind(
+        "scale",
+        "scale",
+        "Set spec.replicas.",
+        {"type": "integer", "minimum": 0, "maximum": 2147483647},
+        ("replicas",),
+        disruption=True,
+    ),
+    StepKind(
+        "rollout_restart",
+        "rollout_restart",
+        "Restart every pod through a rolling update.",
+        {"const": True},
+        disruption=True,
+    ),
+    StepKind(
+        "update_image",
+        "update_image",
+        "Change one container's image.",
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["container", "image"],
+            "properties": {
+                "container": {"type": "string", "minLength": 1},
+                "image": {"type": "string", "minLength": 1},
+            },
+        },
+        ("container", "image"),
+        disruption=True,
+    ),
+    StepKind(
+        "partition",
+        "set_partition",
+        "Set updateStrategy.rollingUpdate.partition (canary and phased rollouts).",
+        {"type": "integer", "minimum": 0, "maximum": 2147483647},
+        ("partition",),
+        disruption=True,
+    ),
+    StepKind(
+        "make_unready",
+        "make_unready",
+        "Hold the pod of this ordinal NotReady (local cluster); waits until it is NotReady, does not settle.",
+        ORDINAL,
+        ("ordinal",),
+        settles=False,
+        options=("timeout",),
+    ),
+    StepKind("make_ready", "make_ready", "Release a pod held NotReady.", ORDINAL, ("ordinal",)),
+    StepKind(
+        "drain_node",
+        "drain_node",
+        "Cordon the node that this ordinal's pod runs on and evict its pods.",
+        ORDINAL,
+        ("ordinal",),
+        disruption=True,
+    ),
+    StepKind(
+        "sleep",
+        "sleep",
+        "Wait this many seconds (takes no settle or timeout).",
+        {"type": "number", "minimum": 0, "maximum": 3600},
+        ("seconds",),
+        settles=False,
+        options=(),
+    ),
+)
+BY_NAME: dict[str, StepKind] = {s.name: s for s in STEPS}
+DISRUPTIONS = frozenset(s.name for s in STEPS if s.disruption)
+OPTION_SCHEMAS: dict[str, dict[str, Any]] = {
+    "settle": {"type": "boolean", "description": "Wait for the StatefulSet to settle after the step (default true)."},
+    "timeout": {
+        "type": "number",
+        "exclusiveMinimum": 0,
+        "maximum": 86400,
+        "description": "Seconds this step may take.",
+    },
+}
+
+
+def step_schema() -> dict[str, Any]:
+    """The `$defs.step` of the spec schema (schema.json holds exactly this; a test checks it)."""
+    properties: dict[str, Any] = {s.name: s.schema() for s in STEPS}
+    properties.update(OPTION_SCHEMAS)
+    without = {
+        s.name: {"not": {"anyOf": [{"required": [o]} for o in STEP_OPTIONS if o not in s.options]}}
+        for s in STEPS
+        if set(STEP_OPTIONS) - set(s.options)
+    }
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "minProperties": 1,
+        "description": "Exactly one action, optionally with settle and timeout.",
+        "properties": properties,
+        "dependentSchemas": without,
+    }

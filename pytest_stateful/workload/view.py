@@ -1,0 +1,126 @@
+"""The StatefulSet as recorded right now: its pods, whether it settled, what a wait still waits for,
+and the state a person needs when a wait times out or a test fails.
+
+Pure reads of the recorder's current state; nothing here talks to the API server.
+"""
+
+from __future__ import annotations
+
+from pytest_stateful.recorder import Recorder
+from pytest_stateful.timeline import EVENT, POD, PVC, STS, Entry, aligned, describe, ordinal_of
+
+MAX_ROWS = 30
+
+
+class WorkloadView:
+    def __init__(self, recorder: Recorder, name: str) -> None:
+        self.recorder = recorder
+        self.name = name
+
+    def statefulset(self) -> Entry | None:
+        return self.recorder.current.get((STS, self.name))
+
+    def pods(self) -> list[Entry]:
+        """This StatefulSet's live pod objects, by ordinal."""
+        return sorted(
+            (e for e in self.recorder.snapshot(POD) if ordinal_of(e.name, self.name) is not None),
+            key=lambda e: ordinal_of(e.name, self.name) or 0,
+        )
+
+    def pod(self, name: str) -> Entry | None:
+        return self.recorder.current.get((POD, name))
+
+    def pod_uids(self) -> set[str]:
+        return {e.uid for e in self.pods()}
+
+    def selector(self) -> str:
+        sts = self.statefulset()
+        labels = sts.sts.selector if sts else {}
+        return ",".join(f"{k}={v}" for k, v in labels.items())
+
+    def settled(self, min_generation: int = 0) -> bool:
+        """observedGeneration current, every replica Ready, the rollout done (or up to the partition)."""
+        entry = self.statefulset()
+        if entry is None or entry.sts.deleting:
+            return False
+        sts = entry.sts
+        if sts.observed_generation < max(sts.generation, min_generation):
+            return False
+        if sts.ready_replicas != sts.replicas or sts.status_replicas != sts.replicas:
+            return False
+        pods = self.pods()
+        if len(pods) != sts.replicas or any(p.pod.deleting or not p.pod.ready for p in pods):
+            return False
+        if sts.strategy == "OnDelete":
+            return True
+        if sts.partition > 0:
+            # Upstream applies the partition relative to the start ordinal: ordinals below
+            # start + partition keep the current revision, so fewer pods can be updated.
+            return sts.updated_replicas >= max(0, sts.replicas - sts.partition)
+        return not sts.rolling_out and bool(sts.current_revision)
+
+    def settle_goal(self) -> str:
+        """What a settle is still waiting for, in a person's words."""
+        entry = self.statefulset()
+        if entry is None:
+            return f"StatefulSet {self.name} to appear"
+        sts = entry.sts
+        pods = {ordinal_of(p.name, self.name): p for p in self.pods()}
+        for k in sts.ordinals:
+            pod = pods.get(k)
+            if pod is None:
+                return f"{self.name}-{k} to be created"
+            if pod.pod.deleting:
+                return f"{self.name}-{k} to be replaced"
+            if not pod.pod.ready:
+                return f"{self.name}-{k} Ready"
+        extra = sorted(p.name for k, p in pods.items() if k is not None and k not in sts.ordinals)
+        if extra:
+            return f"{extra[-1]} to go"
+        return f"{self.name} to finish its rollout ({sts.updated_replicas}/{sts.replicas} updated)"
+
+    def recent_events(self, count: int) -> list[Entry]:
+        return [e for e in self.recorder.timeline.entries if e.kind == EVENT][-count:]
+
+    def last_seen(self, what: str, timeout: float) -> str:
+        """The text of a wait that timed out: what it waited for, and the state it last saw."""
+        lines = [f"timed out after {timeout:.0f} s waiting for {what}; last seen:"]
+        sts = self.statefulset()
+        lines.append(f"  StatefulSet {self.name}: {describe(sts) if sts else 'not seen'}")
+        lines += [f"  pod {p.name}: {describe(p)}" for p in self.pods()]
+        events = self.recent_events(8)
+        if events:
+            lines.append("  recent events:")
+            lines += [f"    {e.get('type')} {e.get('object')} {describe(e)}" for e in events]
+        return "\n".join(lines)
+
+    def state_text(self, namespace: str, max_events: int = 15) -> str:
+        """StatefulSet status, pods (phase, Ready, node, IP, revision), claims, recent events; bounded."""
+        lines = [f"namespace {namespace}"]
+        entry = self.statefulset()
+        lines.append(f"StatefulSet {self.name}: {describe(entry) if entry else 'not seen'}")
+        if entry is not None:
+            sts = entry.sts
+            lines.append(
+                f"  policy={sts.policy} strategy={sts.strategy} partition={sts.partition} "
+                f"serviceName={sts.service_name} observedGeneration={sts.observed_generation}/{sts.generation}"
+            )
+        pods = self.recorder.snapshot(POD)
+        lines.append(f"pods ({len(pods)}):")
+        rows = [("name", "phase", "ready", "node", "ip", "revision")]
+        for p in pods[:MAX_ROWS]:
+            d = p.pod
+            ready = "terminating" if d.deleting else str(d.ready)
+            rows.append((p.name, d.phase, ready, d.node or "-", d.ip or "-", d.revision or "-"))
+        lines += ["  " + row for row in aligned(rows)]
+        if len(pods) > MAX_ROWS:
+            lines.append(f"  ... and {len(pods) - MAX_ROWS} more")
+        claims = self.recorder.snapshot(PVC)
+        if claims:
+            lines.append(f"claims ({len(claims)}):")
+            lines += [f"  {c.name}: {describe(c)}" for c in claims[:MAX_ROWS]]
+        events = self.recent_events(max_events)
+        if events:
+            lines.append(f"recent events (last {len(events)}):")
+            lines += [f"  {e.t:8.3f}s {e.get('type')} {e.get('object')} {describe(e)}" for e in events]
+        return "\n".join(lines)
