@@ -196,7 +196,9 @@ class Recorder:
         self._cond = threading.Condition()
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._responses: set[Any] = set()
+        self._responses: dict[str, Any] = {}
+        # kind -> resourceVersion the next watch of that kind starts from (fault injection: interrupt()).
+        self._resume: dict[str, str] = {}
         # Latest state per (kind, name): what waits look at.
         self.current: dict[tuple[str, str], Entry] = {}
         # Every failure of a watch, in order (also in the timeline as Gap entries when events were lost).
@@ -237,7 +239,7 @@ class Recorder:
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stopping.set()
-        for resp in list(self._responses):
+        for resp in list(self._responses.values()):
             # Wakes a reader blocked on the socket; best effort: the thread also ends at WATCH_SECONDS.
             with contextlib.suppress(Exception):
                 resp.shutdown()
@@ -296,6 +298,17 @@ class Recorder:
                     next_tick = now + 0.5
                 self._cond.wait(min(deadline - now, 0.5))
 
+    def interrupt(self, kind: str, resume_from: str | None = None) -> None:
+        """Fault injection (tests): end the current watch of `kind` as a dropped connection would; it
+        resumes from `resume_from` if given. An old resourceVersion makes the API server answer
+        410 Gone, exactly as after an outage longer than its watch window."""
+        if resume_from is not None:
+            self._resume[kind] = resume_from
+        resp = self._responses.get(kind)
+        if resp is not None:
+            with contextlib.suppress(Exception):
+                resp.shutdown()
+
     def wait_for_change(self, seen: int, timeout: float) -> bool:
         """Block until the timeline holds more than `seen` entries (at most `timeout` seconds):
         probes pause here between rounds, so a round follows the cluster's next change."""
@@ -316,6 +329,7 @@ class Recorder:
 
     def _run(self, kind: Watched, rv: str) -> None:
         while not self._stopping.is_set():
+            rv = self._resume.pop(kind.kind, rv)
             try:
                 try:
                     rv = self._watch(kind, rv)
@@ -346,7 +360,7 @@ class Recorder:
             timeout_seconds=WATCH_SECONDS,
             _preload_content=False,
         )
-        self._responses.add(resp)
+        self._responses[kind.kind] = resp
         try:
             for line in iter_resp_lines(resp):
                 if self._stopping.is_set():
@@ -370,7 +384,7 @@ class Recorder:
                     **self._reduce(kind, obj),
                 )
         finally:
-            self._responses.discard(resp)
+            self._responses.pop(kind.kind, None)
             resp.close()
             resp.release_conn()
         return rv

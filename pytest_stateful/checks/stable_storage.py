@@ -1,45 +1,51 @@
 """stable_storage: each ordinal keeps its own claim, the same PVC (UID) bound to the same PV.
 
-For every volumeClaimTemplate and ordinal the pod mounts PVC
-`<template>-<sts>-<ordinal>`; across recreations it is the same object bound to
-the same volume. A retention policy that deletes claims on scale-down breaks the
-guarantee. At node level, a marker written before a disruption is read back.
+For every volumeClaimTemplate and ordinal the pod mounts PVC `<template>-<sts>-<ordinal>`
+(upstream getPersistentVolumeClaimName); across recreations it is the same object bound to the
+same volume. Only this StatefulSet's claims are judged. A claim deleted and created again fails
+the guarantee, and when persistentVolumeClaimRetentionPolicy.whenScaled is Delete the diagnosis
+names the policy (the garbage collector deletes the claims of scaled-down ordinals). At node
+level, a marker written before a disruption is read back. A run in which no pod was recreated
+has not exercised the guarantee.
 """
 
 from __future__ import annotations
 
-from pytest_stateful.checks.replay import is_creation, replay
-from pytest_stateful.checks.verdict import Subject, Verdict, Violation, incomplete, judged, node_level
-from pytest_stateful.timeline import POD, PVC, STEP, Timeline, ordinal_of
+from pytest_stateful.checks.history import History
+from pytest_stateful.checks.verdict import Subject, Verdict, Violation, incomplete, judged, node_level, not_exercised
+from pytest_stateful.timeline import POD, PVC, STEP, STS, Timeline, ordinal_of
 
 GUARANTEE = "stable_storage"
-KINDS = (POD, PVC, STEP)
+KINDS = (POD, PVC, STS, STEP)
 
 
 def check(timeline: Timeline, subject: Subject) -> Verdict:
-    gap = incomplete(GUARANTEE, timeline, POD) or incomplete(GUARANTEE, timeline, PVC)
+    gap = incomplete(GUARANTEE, timeline, KINDS)
     if gap:
         return gap
     name = subject.statefulset
     violations: list[Violation] = []
     diagnosis: list[str] = []
     sts = timeline.statefulset(name)
-    templates: list[str] = list(sts.get("claim_templates") or []) if sts is not None else []
+    templates: list[str] = list(sts.sts.claim_templates) if sts is not None else []
     if sts is None:
         diagnosis.append(f"StatefulSet {name} was never seen in {subject.namespace}")
     elif not templates:
         diagnosis.append(f"{name} has no volumeClaimTemplates: its pods have no per-ordinal storage to keep")
-    elif sts.get("retention_when_scaled") == "Delete":
-        diagnosis.append(
-            f"{name} has persistentVolumeClaimRetentionPolicy.whenScaled: Delete: the claims of "
-            "scaled-down ordinals are deleted, so a scale-up gets new, empty storage; use Retain"
-        )
-    # The PVC objects each claim name has had, and the volumes each was bound to.
+
+    def ours(claim: str) -> bool:
+        return any(claim.startswith(f"{t}-") and ordinal_of(claim[len(t) + 1 :], name) is not None for t in templates)
+
+    # The PVC objects each of this StatefulSet's claim names has had, and the volumes each was bound to.
     uids: dict[str, str] = {}
     volumes: dict[str, str] = {}
+    recreated_claims = 0
     for e in timeline.of(PVC):
+        if not ours(e.name):
+            continue
         first_uid = uids.setdefault(e.name, e.uid)
         if e.uid != first_uid and e.type in ("ADDED", "RELISTED"):
+            recreated_claims += 1
             violations.append(
                 Violation(
                     f"claim {e.name} was deleted and created again (UID {first_uid[:8]} -> {e.uid[:8]}): "
@@ -48,32 +54,47 @@ def check(timeline: Timeline, subject: Subject) -> Verdict:
                 )
             )
             uids[e.name] = e.uid
-        volume = e.get("volume")
+        volume = e.claim.volume
         if volume:
             before = volumes.setdefault(e.name, volume)
             if before != volume:
                 violations.append(Violation(f"claim {e.name} moved from volume {before} to {volume}", e))
                 volumes[e.name] = volume
+    if recreated_claims and sts is not None and sts.sts.retention_when_scaled == "Delete":
+        diagnosis.append(
+            f"{name} has persistentVolumeClaimRetentionPolicy.whenScaled: Delete: the claims of "
+            "scaled-down ordinals are deleted, so a scale-up gets new, empty storage; use Retain"
+        )
     recreated = 0
-    for e, state in replay(timeline, name):
-        if e.kind != POD or not is_creation(e, state, name):
-            continue
+    gone: set[str] = set()
+    for _, e, _world in History(timeline, name).creations():
         k = ordinal_of(e.name, name)
-        claims = e.get("claims") or {}
+        if e.name in gone:
+            recreated += 1
+        gone.add(e.name)
         for template in templates:
             want = f"{template}-{name}-{k}"
-            if claims.get(template) != want:
-                got = claims.get(template)
+            got = e.pod.claims.get(template)
+            if got != want:
                 violations.append(
                     Violation(f"{e.name} mounts {got!r} for volume {template!r}, not its own claim {want!r}", e)
                 )
-        recreated += 1
-    verdict = judged(
-        GUARANTEE,
+    verdict = node_level(
+        judged(
+            GUARANTEE,
+            timeline,
+            violations,
+            f"{len(uids)} claim(s) kept their UID and volume across {recreated} pod recreation(s)",
+            diagnosis,
+            kinds=KINDS,
+        ),
         timeline,
-        violations,
-        f"{len(uids)} claim(s) kept their UID and volume across {recreated} pod creation(s)",
-        diagnosis,
-        kinds=KINDS,
+        "marker",
     )
-    return node_level(verdict, timeline, "marker")
+    if verdict.passed and not recreated:
+        return not_exercised(
+            GUARANTEE,
+            f"no pod of {name} was recreated during the run, so nothing shows that an ordinal keeps its "
+            "storage: add a delete_pod, delete_pods or scale-down-and-up step",
+        )
+    return verdict

@@ -8,7 +8,11 @@ from typing import Any, Literal
 
 from pytest_stateful.timeline import PROBE, Entry, Timeline, format_table
 
-Status = Literal["passed", "failed", "incomplete"]
+# passed: held and was exercised. failed: broken (or impossible by configuration). incomplete: the
+# record lost events of a kind the check reads, or lacks evidence it needs. not exercised: the run
+# never did what would show it (add the step the summary names). Only "passed" passes.
+Status = Literal["passed", "failed", "incomplete", "not exercised"]
+STATUSES: tuple[Status, ...] = ("passed", "failed", "incomplete", "not exercised")
 NodeStatus = Literal["passed", "failed", "not available"]
 
 # Rows of context shown on each side of a violation.
@@ -43,6 +47,8 @@ class Verdict:
     diagnosis: list[str] = field(default_factory=list)
     timings: dict[str, Any] = field(default_factory=dict)
     evidence: str = ""
+    # Remarks that do not fail the verdict (e.g. "maxUnavailable relaxes one at a time").
+    notes: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -60,6 +66,7 @@ class Verdict:
         if causes:
             lines.append("diagnosis:")
             lines += [f"  * {d}" for d in causes]
+        lines += [f"note: {n}" for n in self.notes]
         if self.evidence:
             lines.append("timeline around the first violation:")
             lines += ["  " + row for row in self.evidence.splitlines()]
@@ -76,6 +83,7 @@ class Verdict:
             "violations": [{"message": v.message, "seq": v.at.seq if v.at else None} for v in self.violations],
             "diagnosis": list(self.diagnosis),
             "timings": dict(self.timings),
+            "notes": list(self.notes),
         }
 
 
@@ -105,17 +113,24 @@ def judged(
     )
 
 
-def incomplete(guarantee: str, timeline: Timeline, kind: str) -> Verdict | None:
-    """A check that needs every event of `kind` cannot pass over a gap in the record."""
-    gaps = timeline.gaps(kind)
+def incomplete(guarantee: str, timeline: Timeline, kinds: str | Sequence[str]) -> Verdict | None:
+    """A check cannot pass over a gap in the record of any kind it reads."""
+    wanted = (kinds,) if isinstance(kinds, str) else tuple(kinds)
+    gaps = [g for g in timeline.gaps() if g.name in wanted]
     if not gaps:
         return None
+    lost = ", ".join(dict.fromkeys(g.name for g in gaps))
     return Verdict(
         guarantee,
         "incomplete",
-        f"incomplete record: {kind} events were lost ({gaps[0].get('reason')}); the guarantee cannot be judged",
+        f"incomplete record: {lost} events were lost ({gaps[0].get('reason')}); the guarantee cannot be judged",
         evidence=format_table(gaps),
     )
+
+
+def not_exercised(guarantee: str, why: str) -> Verdict:
+    """The run never did what would show the guarantee: not a pass, and the summary says what to add."""
+    return Verdict(guarantee, "not exercised", why)
 
 
 def evidence_around(timeline: Timeline, at: Entry, kinds: Sequence[str] = ()) -> str:

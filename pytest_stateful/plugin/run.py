@@ -143,5 +143,5 @@ def collect_verdicts(item: pytest.Item) -> None:
         handle = handles[-1]
         outcome = "failed" if failed(item) else "passed"
         subject = {"statefulset": handle.name, "namespace": handle.namespace, "cluster": handle.cluster.describe()}
-        write_reports(Path(directory), item.nodeid, outcome, subject, verdicts, handle.timeline)
+        write_reports(Path(directory), item.nodeid, outcome, subject, verdicts, handle.timeline, handle.recorder.errors)
         item.config.stash[wrote_reports_key] = True

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ def write_reports(
     subject: Mapping[str, Any],
     verdicts: Mapping[str, Verdict],
     timeline: Timeline,
+    watch_errors: Sequence[str] = (),
 ) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     base = directory / report_name(nodeid)
@@ -36,6 +37,8 @@ def write_reports(
         "subject": dict(subject),
         "verdicts": {g: v.to_dict() for g, v in verdicts.items()},
         "timeline": [e.to_dict() for e in timeline],
+        # Failures of the recorder's watches (each resumed from its last resourceVersion; lost events are Gaps).
+        "watch_errors": list(watch_errors),
     }
     json_path = base.parent / (base.name + ".json")
     json_path.write_text(json.dumps(data, indent=1) + "\n")

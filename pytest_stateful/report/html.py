@@ -30,6 +30,11 @@ def render_html(report: Mapping[str, Any]) -> str:
     verdicts: Mapping[str, Any] = report.get("verdicts", {})
     chart = _chart(timeline, sts, verdicts)
     rows = "".join(_verdict_row(v, timeline) for v in verdicts.values())
+    errors = [str(x) for x in report.get("watch_errors", [])]
+    if errors:
+        shown = "\n".join(html.escape(x) for x in errors[-10:])
+        chart += f"<p>The recorder's watches failed {len(errors)} time(s) (each resumed; lost events show as gaps):</p>"
+        chart += f"<pre>{shown}</pre>"
     title = html.escape(str(report.get("test", "")))
     outcome = str(report.get("outcome", ""))
     return f"""<!DOCTYPE html>
@@ -41,7 +46,7 @@ h1 {{ font-size: 18px; margin: 0 0 4px; }} .meta {{ color: #5b6475; margin-botto
 table {{ border-collapse: collapse; margin-top: 16px; width: 100%; }}
 td, th {{ border-top: 1px solid #dde2ea; padding: 6px 8px; text-align: left; vertical-align: top; }}
 .passed {{ color: #2e7d46; font-weight: 600; }} .failed {{ color: #b3261e; font-weight: 600; }}
-.incomplete {{ color: #9a6b00; font-weight: 600; }}
+.incomplete {{ color: #9a6b00; font-weight: 600; }} .not-exercised {{ color: #6b4fa3; font-weight: 600; }}
 pre {{ background: #f5f7fa; padding: 8px; white-space: pre-wrap; font-size: 12px; margin: 4px 0 0; }}
 table {{ table-layout: fixed; }} th:first-child {{ width: 17%; }} th:last-child {{ width: 55%; }}
 td {{ overflow-wrap: anywhere; }}
@@ -173,6 +178,8 @@ def _verdict_row(v: Mapping[str, Any], timeline: Timeline) -> str:
     evidence = [html.escape(str(v.get("summary", "")))]
     for d in v.get("diagnosis", []):
         evidence.append("diagnosis: " + html.escape(str(d)))
+    for n in v.get("notes", []):
+        evidence.append("note: " + html.escape(str(n)))
     if v.get("timings"):
         evidence.append("timings: " + html.escape(", ".join(f"{k}={val}" for k, val in v["timings"].items())))
     extra = [html.escape(str(x.get("message"))) for x in v.get("violations", [])[1:6]]
@@ -180,7 +187,8 @@ def _verdict_row(v: Mapping[str, Any], timeline: Timeline) -> str:
     if extra:
         body += "<pre>" + "\n".join(extra) + "</pre>"
     return (
-        f'<tr><td>{html.escape(str(v.get("guarantee")))}</td><td class="{html.escape(status)}">{status}</td>'
+        f"<tr><td>{html.escape(str(v.get('guarantee')))}</td>"
+        f'<td class="{html.escape(status.replace(" ", "-"))}">{status}</td>'
         f"<td>{html.escape(str(v.get('fidelity')))}</td><td>{html.escape(str(v.get('node')))}</td>"
         f"<td>{body}</td></tr>"
     )

@@ -17,12 +17,13 @@ from typing import Any
 from kubernetes import client, utils
 
 from pytest_stateful.checks import Subject, Verdict, run_check
-from pytest_stateful.checks.pod_dns import diagnose_service
 from pytest_stateful.cluster.api import CLIENT_FAILURES, call
 from pytest_stateful.cluster.handle import UNREADY_LABEL, ClusterHandle
 from pytest_stateful.errors import (
+    Conflict,
     GuaranteeFailed,
     ManifestError,
+    NotFound,
     NotSupported,
     StatefulError,
     StepError,
@@ -141,21 +142,21 @@ class StatefulSetHandle:
         pod = f"{self.name}-{ordinal}"
         with self.step("delete_pod", pod, settle, timeout):
             old = self.view.pod(pod)
-            self._call(f"delete pod {pod}", self.cluster.core.delete_namespaced_pod, pod, self.namespace)
+            if old is None:
+                # Not seen (yet): delete by name; the API server says whether it exists.
+                deleted = self._call(f"delete pod {pod}", self.cluster.core.delete_namespaced_pod, pod, self.namespace)
+                self._note_deleted("delete_pod", {pod: str(getattr(deleted.metadata, "uid", "") or "")})
+            else:
+                self._delete("delete_pod", [old])
             if settle and old is not None:
                 self._wait_gone({old.uid}, f"{pod} to be replaced", timeout)
 
     def delete_pods(self, settle: bool = True, timeout: float | None = None) -> None:
         with self.step("delete_pods", "all pods at once", settle, timeout):
-            olds = self.view.pod_uids()
-            self._call(
-                f"delete the pods of {self.name}",
-                self.cluster.core.delete_collection_namespaced_pod,
-                self.namespace,
-                label_selector=self.view.selector(),
-            )
+            olds = self.view.pods()
+            self._delete("delete_pods", olds)
             if settle:
-                self._wait_gone(olds, "every old pod to be replaced", timeout)
+                self._wait_gone({p.uid for p in olds}, "every old pod to be replaced", timeout)
 
     def scale(self, replicas: int, settle: bool = True, timeout: float | None = None) -> None:
         with self.step("scale", f"to {replicas}", settle, timeout):
@@ -223,8 +224,10 @@ class StatefulSetHandle:
                 f"cordon node {node}", self.cluster.core.patch_node, node, {"spec": {"unschedulable": True}}, retry=True
             )
             self._cordoned.add(node)
-            evicted = {e.uid for e in self.view.pods() if e.pod.node == node}
-            for e in self.view.pods():
+            on_node = [e for e in self.view.pods() if e.pod.node == node]
+            evicted = {e.uid for e in on_node}
+            self._note_deleted("drain_node", {e.name: e.uid for e in on_node})
+            for e in on_node:
                 if e.uid in evicted:
                     body = client.V1Eviction(metadata=client.V1ObjectMeta(name=e.name, namespace=self.namespace))
                     self._call(
@@ -252,9 +255,7 @@ class StatefulSetHandle:
     # -- probes (also run by every settled step) -----------------------------------------------
 
     def probe_dns(self, timeout: float | None = None) -> list[Entry]:
-        """Ask DNS for every pod's name and the Service name until they answer the current IPs."""
-        if diagnose_service(self.timeline, self.subject):
-            return []  # the manifests make per-pod DNS impossible; the check says why
+        """Ask DNS for every pod's name and the Service name until they answer what they should."""
         return self.probes.dns(timeout)
 
     def probe_node(self) -> list[Entry]:
@@ -330,6 +331,30 @@ class StatefulSetHandle:
             self.recorder.add(RETRY, "retry", doing, doing=doing, reason=why)
 
         return note
+
+    def _delete(self, action: str, pods: list[Entry]) -> None:
+        """Delete exactly these pod objects (a UID precondition each), recorded first as the test's own
+        deletions: the checks tell them from the controller's by UID, never by time windows."""
+        self._note_deleted(action, {p.name: p.uid for p in pods})
+        for p in pods:
+            options = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=p.uid))
+            try:
+                self._call(
+                    f"delete pod {p.name}",
+                    self.cluster.core.delete_namespaced_pod,
+                    p.name,
+                    self.namespace,
+                    body=options,
+                )
+            except (NotFound, Conflict):
+                if action == "delete_pod":
+                    raise
+                # delete_pods: that pod object is already gone or replaced; the others still go.
+
+    def _note_deleted(self, action: str, pods: dict[str, str]) -> None:
+        self.recorder.step(
+            "deletes", action, action=action, pods=sorted(pods), uids=sorted(u for u in pods.values() if u)
+        )
 
     def _need(self, action: str, capable: bool, why: str) -> None:
         if not capable:

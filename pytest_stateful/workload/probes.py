@@ -17,7 +17,7 @@ from pytest_stateful.cluster.api import CLIENT_FAILURES
 from pytest_stateful.cluster.handle import ClusterHandle
 from pytest_stateful.errors import StepError
 from pytest_stateful.recorder import Recorder
-from pytest_stateful.timeline import DNS, PROBE, Entry
+from pytest_stateful.timeline import DNS, POD, PROBE, SERVICE, Entry
 from pytest_stateful.workload.view import WorkloadView
 
 MARKER_FILE = ".pytest-stateful-marker"
@@ -41,19 +41,30 @@ class Probes:
     # -- DNS from outside -------------------------------------------------------------------
 
     def dns(self, timeout: float | None = None) -> list[Entry]:
-        """Ask DNS for every pod's name and the Service name until they answer the current IPs."""
+        """Ask DNS for every pod's name and the Service name until each answers what the DNS
+        specification gives for the Service and pods as recorded now (or the timeout passes).
+
+        Every name is asked, whatever the Service looks like: the check judges the answers
+        (a Service with a cluster IP answers that IP for its name, at once, and that is the evidence).
+        """
         resolver = self.cluster.resolver
         sts = self.view.statefulset()
         if resolver is None or sts is None:
             return []
         timeout = self.dns_timeout if timeout is None else timeout
-        zone = f"{sts.sts.service_name}.{self.namespace}.svc.{self.cluster.cluster_domain}"
+        service = sts.sts.service_name
+        zone = f"{service}.{self.namespace}.svc.{self.cluster.cluster_domain}"
 
-        def expectations() -> dict[str, tuple[list[str], str, str]]:
+        def expectations() -> dict[str, tuple[list[list[str]], str, str]]:
             # Recomputed on every round: the answer must match the pods as they are now.
-            pods = [p for p in self.view.pods() if p.pod.ip and not p.pod.deleting]
-            wanted = {f"{p.name}.{zone}": ([p.pod.ip], f"{p.name}'s current IP", p.name) for p in pods}
-            wanted[zone] = (sorted(p.pod.ip for p in pods if p.pod.ready), "the Ready pods' IPs", "")
+            pods = self.recorder.snapshot(POD)
+            svc = self.recorder.current.get((SERVICE, service))
+            wanted = {
+                f"{p.name}.{zone}": (_pod_answers(p, svc, service), f"{p.name}'s current IP", p.name)
+                for p in self.view.pods()
+                if not p.pod.deleting
+            }
+            wanted[zone] = (_service_answers(pods, svc), "the Ready pods' IPs", "")
             return wanted
 
         started = time.monotonic()
@@ -74,17 +85,17 @@ class Probes:
             seen = len(self.recorder.timeline)
             current = expectations()
             pending = {q: current[q] for q in pending if q in current}
-            for qname, (want, what, pod) in list(pending.items()):
+            for qname, (acceptable, what, pod) in list(pending.items()):
                 _rcode, ips = resolver.a_records(qname)
                 last[qname] = ips
-                if ips == sorted(want):
-                    answer(qname, want, what, pod, ips, True)
+                if ips in acceptable:
+                    answer(qname, acceptable[0], what, pod, ips, True)
                     del pending[qname]
             if not pending or time.monotonic() - started > timeout:
                 break
             self.recorder.wait_for_change(seen, DNS_ROUND)
-        for qname, (want, what, pod) in pending.items():
-            answer(qname, want, what, pod, last.get(qname, []), False)
+        for qname, (acceptable, what, pod) in pending.items():
+            answer(qname, acceptable[0], what, pod, last.get(qname, []), False)
         return recorded
 
     # -- inside the containers ----------------------------------------------------------------
@@ -199,3 +210,32 @@ class Probes:
 
     def _probe(self, probe: str, pod: str, ok: bool, message: str, **data: Any) -> Entry:
         return self.recorder.add(PROBE, "exec", pod, probe=probe, pod=pod, ok=ok, message=message, **data)
+
+
+def _listed(pod: Entry, svc: Entry | None) -> bool:
+    """Is the pod an endpoint DNS answers for (EndpointSlice ready, or publishNotReadyAddresses)?"""
+    publish = bool(svc.get("publish_not_ready")) if svc is not None else False
+    return bool(pod.pod.ip) and (publish or (pod.pod.ready and not pod.pod.deleting))
+
+
+def _selects(svc: Entry | None, pod: Entry) -> bool:
+    selector = (svc.get("selector") or {}) if svc is not None else {}
+    return bool(selector) and all(pod.pod.labels.get(k) == v for k, v in selector.items())
+
+
+def _pod_answers(pod: Entry, svc: Entry | None, service: str) -> list[list[str]]:
+    """What a DNS server following the specification may answer for `<pod>.<service>...`, preferred first."""
+    if svc is None or not _selects(svc, pod) or pod.pod.subdomain != service or not _listed(pod, svc):
+        return [[]]
+    if svc.get("headless"):
+        return [[pod.pod.ip]]
+    # The specification has no per-pod records for a Service with a cluster IP; CoreDNS answers them anyway.
+    return [[pod.pod.ip], []]
+
+
+def _service_answers(pods: list[Entry], svc: Entry | None) -> list[list[str]]:
+    if svc is None:
+        return [[]]
+    if not svc.get("headless"):
+        return [[str(svc.get("cluster_ip"))]]
+    return [sorted(p.pod.ip for p in pods if _selects(svc, p) and _listed(p, svc))]

@@ -51,6 +51,8 @@ class WorkloadView:
         pods = self.pods()
         if len(pods) != sts.replicas or any(p.pod.deleting or not p.pod.ready for p in pods):
             return False
+        if self.retained_claims():
+            return False
         if sts.strategy == "OnDelete":
             return True
         if sts.partition > 0:
@@ -77,7 +79,54 @@ class WorkloadView:
         extra = sorted(p.name for k, p in pods.items() if k is not None and k not in sts.ordinals)
         if extra:
             return f"{extra[-1]} to go"
+        claims = self.retained_claims()
+        if claims:
+            return f"the claims of removed ordinals to be deleted (whenScaled: Delete): {', '.join(claims)}"
         return f"{self.name} to finish its rollout ({sts.updated_replicas}/{sts.replicas} updated)"
+
+    def retained_claims(self) -> list[str]:
+        """whenScaled: Delete: claims of ordinals outside the spec that the garbage collector still has to
+        delete (they carry an owner reference to their pod). Until they are gone a scale-up would stall:
+        the controller does not create a pod whose claim is being deleted."""
+        entry = self.statefulset()
+        if entry is None or entry.sts.retention_when_scaled != "Delete":
+            return []
+        sts = entry.sts
+        left = []
+        for claim in self.recorder.snapshot(PVC):
+            for template in sts.claim_templates:
+                prefix = f"{template}-"
+                pod = claim.name[len(prefix) :] if claim.name.startswith(prefix) else ""
+                k = ordinal_of(pod, self.name)
+                if k is not None and k not in sts.ordinals and f"Pod/{pod}" in claim.claim.owners:
+                    left.append(claim.name)
+        return sorted(left)
+
+    def causes(self) -> list[str]:
+        """What the cluster shows as the reason a wait cannot finish: the scheduler's message for a
+        Pending pod, a claim being deleted, a pod whose claim is missing."""
+        found = []
+        claims = {c.name: c for c in self.recorder.snapshot(PVC)}
+        for p in self.pods():
+            d = p.pod
+            if d.phase == "Pending" and d.scheduled_message:
+                found.append(f"{p.name} is not scheduled: {d.scheduled_message}")
+            for claim in d.claims.values():
+                if claim not in claims and d.phase == "Pending":
+                    found.append(f"{p.name} waits for claim {claim}, which does not exist")
+        for c in claims.values():
+            if c.claim.deleting:
+                found.append(f"claim {c.name} is being deleted: a pod of that ordinal is not created until it is gone")
+        entry = self.statefulset()
+        if entry is not None:
+            k = next((k for k in entry.sts.ordinals if self.pod(f"{self.name}-{k}") is None), None)
+            if k is not None and entry.sts.policy == "OrderedReady":
+                lower = [p for p in self.pods() if (ordinal_of(p.name, self.name) or 0) < k and not p.pod.ready]
+                if lower:
+                    found.append(
+                        f"{self.name}-{k} is not created while {lower[0].name} is not Ready (OrderedReady halts)"
+                    )
+        return found
 
     def recent_events(self, count: int) -> list[Entry]:
         return [e for e in self.recorder.timeline.entries if e.kind == EVENT][-count:]
@@ -92,6 +141,13 @@ class WorkloadView:
         if events:
             lines.append("  recent events:")
             lines += [f"    {e.get('type')} {e.get('object')} {describe(e)}" for e in events]
+        causes = self.causes()
+        if causes:
+            lines.append("  why it cannot finish, as far as the cluster shows:")
+            lines += [f"    - {c}" for c in causes]
+        lost = self.recorder.lost()
+        if lost:
+            lines.append(f"  the record is not being kept: {lost}")
         return "\n".join(lines)
 
     def state_text(self, namespace: str, max_events: int = 15) -> str:
@@ -119,6 +175,13 @@ class WorkloadView:
         if claims:
             lines.append(f"claims ({len(claims)}):")
             lines += [f"  {c.name}: {describe(c)}" for c in claims[:MAX_ROWS]]
+        causes = self.causes()
+        if causes:
+            lines.append("why the cluster has not converged, as far as it shows:")
+            lines += [f"  - {c}" for c in causes]
+        if self.recorder.errors:
+            lines.append(f"watch errors ({len(self.recorder.errors)}, the last 5):")
+            lines += [f"  {e}" for e in self.recorder.errors[-5:]]
         events = self.recent_events(max_events)
         if events:
             lines.append(f"recent events (last {len(events)}):")

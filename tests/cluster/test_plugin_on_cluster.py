@@ -206,3 +206,22 @@ def test_quiet_run_prints_no_progress(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("-q")
     result.assert_outcomes(failed=1)
     assert "[stateful] scale to 3" not in result.stdout.str()
+
+
+def test_an_api_error_inside_a_step_shows_the_spec_line(pytester: pytest.Pytester) -> None:
+    # The API server refuses the step (404): the spec's own report, with the YAML line, not a traceback.
+    pytester.makefile(
+        ".stateful.yaml",
+        web=f"manifests: [{WEB / 'svc.yaml'}, {WEB / 'statefulset.yaml'}]\n"
+        "steps:\n  - scale: 2\n  - delete_pod: 7\nexpect: [stable_identity]\n",
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "web.stateful.yaml:4: - delete_pod: 7",
+            "step 2 (delete_pod: 7) failed:",
+            '  delete pod web-7: pods "web-7" not found',
+        ]
+    )
+    assert "Traceback" not in result.stdout.str() and "ApiException" not in result.stdout.str()

@@ -31,7 +31,8 @@ def test_pod_created_before_lower_ordinal_ready_fails() -> None:
     web1_added = first(timeline, lambda e: e.kind == POD and e.name == "web-1" and e.type == "ADDED")
     entries = [e for e in timeline.entries if e.seq != web1_added.seq]
     at = entries.index(web0_ready)
-    entries.insert(at, dataclasses.replace(web1_added, t=web0_ready.t - 0.41))
+    # Committed (resourceVersion) before web-0's Ready, as the watch would order it.
+    entries.insert(at, dataclasses.replace(web1_added, t=web0_ready.t - 0.41, rv=str(int(web0_ready.rv) - 1)))
     verdict = run_check("ordered_creation", renumbered(entries), SUBJECT)
     assert verdict.status == "failed"
     assert verdict.summary == "web-1 was created 0.41 s before web-0 became Ready"
@@ -95,13 +96,15 @@ def test_claim_rebound_to_another_volume_fails_stable_storage() -> None:
 
 def test_update_out_of_order_fails_ordered_rolling_update() -> None:
     timeline = load("good")
-    # Pretend the StatefulSet's update went to web-0 while web-2 was still on the old revision.
+    # Pretend the controller deleted web-0 for the update while web-2 was still on the old revision:
+    # the rollout's first StatefulSet entry, then web-0's deletion, committed right after it.
     sts_rollout = first(timeline, lambda e: e.kind == STS and e.get("current_revision") != e.get("update_revision"))
-    target = sts_rollout.get("update_revision")
-    web0 = first(timeline, lambda e: e.kind == POD and e.name == "web-0" and e.seq > sts_rollout.seq)
-    fake = dataclasses.replace(web0, type="ADDED", uid="fake-uid", data={**web0.data, "revision": target})
-    entries = list(timeline.entries)
-    entries.insert(entries.index(sts_rollout) + 1, fake)
+    web0_deleted = first(
+        timeline, lambda e: e.kind == POD and e.name == "web-0" and e.seq > sts_rollout.seq and e.get("deleting")
+    )
+    entries = [e for e in timeline.entries if e.seq != web0_deleted.seq]
+    moved = dataclasses.replace(web0_deleted, t=sts_rollout.t, rv=str(int(sts_rollout.rv) + 1))
+    entries.insert(entries.index(sts_rollout) + 1, moved)
     verdict = run_check("ordered_rolling_update", renumbered(entries), SUBJECT)
     assert verdict.status == "failed"
     assert verdict.summary.startswith("web-0 was updated while web-2 was")
@@ -136,7 +139,7 @@ def test_dns_answer_that_never_converged_fails_pod_dns() -> None:
     assert verdict.status == "failed"
     assert verdict.summary == (
         "web-0.nginx.recorded.svc.cluster.local answered 10.0.0.9 after waiting 30.0 s; "
-        "expected 10.0.1.3 (web-0's current IP)"
+        "expected 10.0.1.1 (web-0's current IP)"
     )
 
 
