@@ -31,9 +31,11 @@ from dataclasses import dataclass, field
 from pytest_stateful.timeline import POD, STEP, STS, Entry, StsData, Timeline, ordinal_of
 
 # Seconds the controller's cache may lag behind the record (see the module doc).
-LAG = 1.0
-# Seconds of tolerance on minReadySeconds: lastTransitionTime has 1 s resolution; clocks differ.
-SLACK = 1.0
+LAG = 0.5
+# Seconds of tolerance on minReadySeconds for the clocks of the controller and the recorder. (The
+# Ready condition's lastTransitionTime has 1 s resolution, but the controller compares that same
+# truncated time, so truncation needs no allowance.)
+SLACK = 0.25
 # Steps in which the test deletes pods itself; only for records made before deletions were recorded by UID.
 DELETING_STEPS = ("delete_pod", "delete_pods", "drain_node")
 
@@ -136,12 +138,12 @@ class History:
             latest_of[key] = e
 
     def ready_since(self, pod: Entry) -> float | None:
-        """When the pod object became Ready: its Ready condition's time, else when the record first saw it."""
+        """When the pod object became Ready: its Ready condition's lastTransitionTime; for records
+        without it, a second before the record first saw it Ready (that time is truncated to seconds)."""
+        if pod.pod.ready_since is not None:
+            return pod.pod.ready_since
         seen = self._first_ready.get(pod.uid)
-        since = pod.pod.ready_since
-        if since is None:
-            return seen
-        return since if seen is None else min(since, seen)
+        return None if seen is None else seen - 1.0
 
     def deleted_by_test(self, e: Entry) -> bool:
         if self._by_uid_record:
@@ -159,26 +161,38 @@ class History:
             yield index, e, world
             _apply(world, e, self.name)
 
-    def legal(self, index: int, world: World, pre: Precondition) -> str | None:
-        """None when `pre` held in some state the controller may have acted on for the write at `index`
-        (the LAG seconds before it, and the StatefulSet's next entry); else why not, as of the last state."""
+    def legal(self, index: int, world: World, pre: Precondition, since: int = 0) -> str | None:
+        """None when `pre` held in some state the controller may have acted on for the write at `index`;
+        else why not, as of the last state. See `witness`."""
+        return self.witness(index, world, pre, since)[0]
+
+    def witness(self, index: int, world: World, pre: Precondition, since: int = 0) -> tuple[str | None, int]:
+        """(None, the earliest state in which `pre` held) for a legal write, else (why not, `since`).
+
+        The states looked at: those of the LAG seconds before the write that are not older than
+        `since` (the witness of the previous write judged the same way: the controller's cache only
+        moves forward, so no write is justified by a state older than one an earlier write was), and
+        the StatefulSet's next entry with the pods as they were (the sync's own status write).
+        A state is numbered by the history index of the entry that ended it.
+        """
         why = pre(world)
-        if why is None:
-            return None
-        # The sync's own status write (revisions it used) comes after its pod writes.
-        after = next((e for e in self.events[index + 1 :] if e.kind == STS), None)
-        if after is not None and pre(World(after, world.pods, index, world.until, self.ready_since)) is None:
-            return None
+        earliest = index if why is None else -1
         past = World(world.sts_entry, dict(world.pods), index, world.until, self.ready_since)
         horizon = self.times[index] - LAG
         i = index - 1
-        while i >= 0 and self.times[i] >= horizon:
+        while i >= max(since, 0) and self.times[i] >= horizon:
             _undo(past, self.events[i], self._before[i], self.name)
             past.until, past.index = self.times[i], i
             if pre(past) is None:
-                return None
+                earliest = i
             i -= 1
-        return why
+        if earliest >= 0:
+            return None, earliest
+        # The sync's own status write (revisions it used) comes after its pod writes.
+        after = next((e for e in self.events[index + 1 :] if e.kind == STS), None)
+        if after is not None and pre(World(after, world.pods, index, world.until, self.ready_since)) is None:
+            return None, index
+        return why, since
 
     def creations(self) -> Iterator[tuple[int, Entry, World]]:
         """Pod objects as they appear (a new UID), with the world before."""

@@ -29,21 +29,27 @@ def check(timeline: Timeline, subject: Subject) -> Verdict:
     history = History(timeline, name)
     violations: list[Violation] = []
     ordered = 0
+    since = 0  # the witness of the previous creation: the controller's cache only moves forward
     for index, e, world in history.creations():
         k = ordinal_of(e.name, name)
         assert k is not None
-        sts = world.sts
-        if sts is None or k == sts.ordinals_start:
-            continue  # the lowest ordinal waits for nobody: it shows no order
-        ordered += 1
+        if world.sts is None:
+            continue
 
         def lower_ready(w: World, k: int = k) -> str | None:
             if w.sts is None:
                 return "the StatefulSet was not seen yet"
+            if k in w.pods:
+                return f"{name}-{k} still existed"  # the controller creates only what its snapshot lacks
             below = w.first_unhealthy(range(w.sts.ordinals_start, k))
             return f"{name}-{below[0]} was {below[1]}" if below else None
 
-        if history.legal(index, world, lower_ready) is not None:
+        # Every creation moves the chain of witnesses; the lowest ordinal waits for nobody and shows no order.
+        why, since = history.witness(index, world, lower_ready, since)
+        if k == world.sts.ordinals_start:
+            continue
+        ordered += 1
+        if why is not None:
             violations.append(Violation(_why(timeline, e, world, name), e))
     diagnosis: list[str] = []
     final = timeline.statefulset(name)

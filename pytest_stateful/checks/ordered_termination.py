@@ -25,6 +25,9 @@ def may_remove(world: World, k: int, name: str) -> str | None:
     sts = world.sts
     if sts is None or k in sts.ordinals:
         return f"{name}-{k} was not being scaled away"
+    own = world.pods.get(k)
+    if own is None or own.pod.deleting:
+        return f"{name}-{k} was not a live pod"  # the controller deletes what its snapshot shows alive
     higher = [o for o in world.condemned() if o > k]
     if higher:
         h = higher[0]
@@ -51,12 +54,13 @@ def check(timeline: Timeline, subject: Subject) -> Verdict:
     history = History(timeline, name)
     violations: list[Violation] = []
     judged_count = 0
+    since = 0  # the witness of the previous removal: the controller's cache only moves forward
     for index, e, world in history.deletions():
         k = ordinal_of(e.name, name)
         assert k is not None
 
         def condemned(w: World, k: int = k) -> str | None:
-            return None if w.sts is not None and k not in w.sts.ordinals else "in range"
+            return None if w.sts is not None and k not in w.sts.ordinals and k in w.pods else "in range"
 
         if history.legal(index, world, condemned) is not None:
             continue  # the spec still wanted this ordinal: not a scale-down (the rolling update judges it)
@@ -65,7 +69,8 @@ def check(timeline: Timeline, subject: Subject) -> Verdict:
         def removable(w: World, k: int = k) -> str | None:
             return may_remove(w, k, name)
 
-        if history.legal(index, world, removable) is not None:
+        broken, since = history.witness(index, world, removable, since)
+        if broken is not None:
             why = may_remove(world, k, name) or "the order was broken"
             violations.append(
                 Violation(

@@ -79,9 +79,9 @@ class Namespace:
         else:
             table[e.name] = e
 
-    def expected(self, pod_name: str, service: str) -> list[str] | None:
+    def expected(self, pod_name: str, service: str) -> list[str]:
         """What DNS should answer now (sorted IPs) for a pod's name, or for the service name when
-        `pod_name` is empty; None when that pod is not there (nothing to hold the answer against)."""
+        `pod_name` is empty."""
         svc = self.services.get(service)
         publish = bool(svc.get("publish_not_ready")) if svc is not None else False
 
@@ -95,7 +95,7 @@ class Namespace:
             )
         pod = self.pods.get(pod_name)
         if pod is None:
-            return None
+            return []  # gone: no record (an answer with its old IP is stale)
         return [pod.pod.ip] if listed(pod) else []
 
 
@@ -128,11 +128,13 @@ def check(timeline: Timeline, subject: Subject) -> Verdict:
         qname, pod = str(e.get("qname")), str(e.get("pod") or "")
         answers = sorted(e.get("answers") or [])
         want = state.expected(pod, service)
-        if want is None:
-            continue
-        if answers == want or _matched_lately(timeline, e, pod, service, answers):
+        if answers == want:
             answered_after[pod] = e.seq
             continue
+        changed = max(last_change.values(), default=(-1, 0.0))[0] if not pod else last_change.get(pod, (-1, 0.0))[0]
+        settled = answered_after.get(pod, -1) > changed  # DNS had already answered the pods as they are now
+        if not settled and _matched_lately(timeline, e, pod, service, answers):
+            continue  # right for a moment ago (the prober's own round); not an answer about the pods now
         if not pod:
             what = "the Ready pods' IPs" + (" (of every pod the Service selects)" if shared else "")
         else:

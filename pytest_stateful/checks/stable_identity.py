@@ -45,6 +45,12 @@ def check(timeline: Timeline, subject: Subject) -> Verdict:
         if e.uid in seen:
             continue
         seen.add(e.uid)
+        k = ordinal_of(e.name, name)
+        twin = world.pods.get(k) if k is not None else None
+        if twin is not None and twin.uid != e.uid:
+            violations.append(
+                Violation(f"{e.name} was created while the previous {e.name} (UID {twin.uid[:8]}) still existed", e)
+            )
         if e.name in pending:
             recreated += 1
             del pending[e.name]

@@ -140,9 +140,9 @@ def test_the_package_raises_no_builtin_exception() -> None:
     raised = []
     for name, path in MODULES.items():
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call) and isinstance(node.exc.func, ast.Name):
-                if node.exc.func.id in builtin_errors:
-                    raised.append(f"{name}:{node.lineno} raises {node.exc.func.id}")
+            call = node.exc if isinstance(node, ast.Raise) else None
+            if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id in builtin_errors:
+                raised.append(f"{name}:{node.lineno} raises {call.func.id}")
     assert not raised, raised
 
 
