@@ -44,8 +44,8 @@ def max_unavailable(world: World) -> int:
         return 1
 
 
-def may_update(world: World, u: int, name: str, deletions: list[tuple[int, int]]) -> str | None:
-    """Why the controller may not delete pod u for an update in this world (None: it may).
+def may_update(world: World, u: int, uid: str, name: str, deletions: list[tuple[int, int]]) -> str | None:
+    """Why the controller may not delete pod u (object `uid`) for an update in this world (None: it may).
     `deletions`: (history index, ordinal) of the controller's update deletions before u's."""
     sts = world.sts
     if sts is None:
@@ -56,7 +56,7 @@ def may_update(world: World, u: int, name: str, deletions: list[tuple[int, int]]
     if u < floor:
         return f"its ordinal is below start + partition ({sts.ordinals_start} + {sts.partition})"
     pod = world.pods.get(u)
-    if pod is None or pod.pod.deleting:
+    if pod is None or pod.uid != uid or pod.pod.deleting:
         return f"{name}-{u} was not a live pod"  # the controller deletes what its snapshot shows alive
     if sts.update_revision and pod.pod.revision == sts.update_revision:
         return f"it was already on the update revision {sts.update_revision}"
@@ -144,8 +144,9 @@ def check(timeline: Timeline, subject: Subject) -> Verdict:
         u = ordinal_of(e.name, name)
         assert u is not None
 
-        def condemned(w: World, u: int = u) -> str | None:
-            return None if w.sts is not None and u not in w.sts.ordinals and u in w.pods else "in range"
+        def condemned(w: World, u: int = u, uid: str = e.uid) -> str | None:
+            alive = w.pods.get(u)
+            return None if w.sts is not None and u not in w.sts.ordinals and alive and alive.uid == uid else "kept"
 
         if history.legal(index, world, condemned) is None:
             continue  # scaled away (in some state it may have acted on): ordered_termination judges it
@@ -155,12 +156,12 @@ def check(timeline: Timeline, subject: Subject) -> Verdict:
             )
             continue
 
-        def allowed(w: World, u: int = u) -> str | None:
-            return may_update(w, u, name, update_deletions)
+        def allowed(w: World, u: int = u, uid: str = e.uid) -> str | None:
+            return may_update(w, u, uid, name, update_deletions)
 
         broken, since = history.witness(index, world, allowed, since)
         if broken is not None:
-            why = may_update(world, u, name, update_deletions) or "the order was broken"
+            why = may_update(world, u, e.uid, name, update_deletions) or "the order was broken"
             violations.append(Violation(_explain(e.name, why), e))
         update_deletions.append((index, u))
     final = timeline.statefulset(name)

@@ -20,13 +20,13 @@ GUARANTEE = "ordered_termination"
 KINDS = (POD, STS, STEP)
 
 
-def may_remove(world: World, k: int, name: str) -> str | None:
-    """Why the controller may not start removing condemned pod k in this world (None: it may)."""
+def may_remove(world: World, k: int, uid: str, name: str) -> str | None:
+    """Why the controller may not start removing condemned pod k (object `uid`) in this world (None: it may)."""
     sts = world.sts
     if sts is None or k in sts.ordinals:
         return f"{name}-{k} was not being scaled away"
     own = world.pods.get(k)
-    if own is None or own.pod.deleting:
+    if own is None or own.uid != uid or own.pod.deleting:
         return f"{name}-{k} was not a live pod"  # the controller deletes what its snapshot shows alive
     higher = [o for o in world.condemned() if o > k]
     if higher:
@@ -59,19 +59,20 @@ def check(timeline: Timeline, subject: Subject) -> Verdict:
         k = ordinal_of(e.name, name)
         assert k is not None
 
-        def condemned(w: World, k: int = k) -> str | None:
-            return None if w.sts is not None and k not in w.sts.ordinals and k in w.pods else "in range"
+        def condemned(w: World, k: int = k, uid: str = e.uid) -> str | None:
+            alive = w.pods.get(k)
+            return None if w.sts is not None and k not in w.sts.ordinals and alive and alive.uid == uid else "kept"
 
         if history.legal(index, world, condemned) is not None:
             continue  # the spec still wanted this ordinal: not a scale-down (the rolling update judges it)
         judged_count += 1
 
-        def removable(w: World, k: int = k) -> str | None:
-            return may_remove(w, k, name)
+        def removable(w: World, k: int = k, uid: str = e.uid) -> str | None:
+            return may_remove(w, k, uid, name)
 
         broken, since = history.witness(index, world, removable, since)
         if broken is not None:
-            why = may_remove(world, k, name) or "the order was broken"
+            why = may_remove(world, k, e.uid, name) or "the order was broken"
             violations.append(
                 Violation(
                     f"{e.name} started terminating while {why} (scale-down must go from the highest ordinal "

@@ -130,6 +130,7 @@ def test_existing_provider_on_the_local_clusters_kubeconfig(
         def test_web(stateful, stateful_cluster):
             assert stateful_cluster.provider == "existing"
             web = stateful(["{WEB / "svc.yaml"}", "{WEB / "statefulset.yaml"}"])
+            web.delete_pod(0)  # identity is exercised only by a recreation
             web.assert_ordered_creation()
             web.assert_stable_identity()
             web.assert_pod_dns()
