@@ -29,3 +29,21 @@ def test_recording_spans_the_whole_test_without_errors(stateful) -> None:
     assert sts.recorder.errors == []
     kinds = {e.kind for e in sts.timeline}
     assert {"Pod", "StatefulSet", "EndpointSlice", "Event", "Service", "Step", "DNS"} <= kinds
+
+
+def test_a_real_watch_expiry_is_a_gap_and_the_verdicts_are_incomplete(stateful) -> None:
+    # The Pod watch drops and resumes from a resourceVersion the API server no longer has: the server
+    # itself answers 410 Gone (inside the watch stream), as after an outage longer than its window.
+    sts = stateful(web(replicas=2))
+    sts.recorder.interrupt(POD, resume_from="1")
+    sts.delete_pod(0)  # events keep coming while the watch is restored
+    gaps = sts.timeline.gaps(POD)
+    assert gaps, f"no gap was recorded; watch errors: {sts.recorder.errors}"
+    assert "410 Gone" in str(gaps[0].get("reason"))
+    assert any(e.type == "RELISTED" for e in sts.timeline.of(POD))
+    for guarantee in ("ordered_creation", "stable_identity", "pod_dns", "ordered_termination"):
+        verdict = sts.verdict(guarantee)
+        assert verdict.status == "incomplete", verdict.explain()
+        assert "Pod events were lost" in verdict.summary
+    # The record goes on: waits still see the pods after the re-list.
+    assert sorted(p.name for p in sts.view.pods()) == ["web-0", "web-1"]
