@@ -66,6 +66,16 @@ class ImageError(ClusterError):
     """The real node's images could not be built or imported."""
 
 
+class InfrastructureError(ClusterError):
+    """The cluster, not the workload, failed while a step ran: the API server unreachable or not ready,
+    a watch that cannot be restored. An error of the run: no guarantee is judged over it.
+    `step`/`index`: the spec step it happened in, when a spec ran."""
+
+    def __init__(self, message: str, step: Any = None, index: int = 0) -> None:
+        super().__init__(message)
+        self.step, self.index = step, index
+
+
 # -- steps and verdicts (assertion failures, so pytest reports them as failed, not errored) ------
 
 
@@ -164,10 +174,32 @@ def api_error(exc: BaseException, doing: str) -> ApiError:
         except (TypeError, ValueError, AttributeError):
             detail = str(body)[:300]
     if status == 0:
-        detail = f"{type(exc).__name__}: {_first_line(str(exc))}"
+        detail = _no_answer(exc)
     cls = _BY_STATUS.get(status, ServerError if status >= 500 or status == 0 else ApiError)
     said = detail or f"{status} {reason}".strip()
     return cls(f"{doing}: {said}", status, reason)
+
+
+def _no_answer(exc: BaseException) -> str:
+    """A failure without an HTTP answer, in a few words: where, and refused / timed out / reset."""
+    reason = getattr(exc, "reason", None) or exc
+    text = str(reason)
+    where = ""
+    # MaxRetryError names the pool; a bare connection error its connection (urllib3 2 deprecates .pool there).
+    peer = exc.__dict__.get("pool") or exc.__dict__.get("conn") or getattr(reason, "__dict__", {}).get("conn")
+    if peer is not None:
+        where = f" at {getattr(peer, 'host', '')}:{getattr(peer, 'port', '')}"
+    for needle, said in (
+        ("Connection refused", "connection refused"),
+        ("timed out", "timed out"),
+        ("Connection reset", "connection reset"),
+        ("Connection aborted", "connection aborted"),
+        ("RemoteDisconnected", "connection closed without an answer"),
+        ("ProtocolError", "connection broken"),
+    ):
+        if needle in text or needle in type(reason).__name__:
+            return f"no answer from the API server{where}: {said}"
+    return f"no answer from the API server{where}: {type(exc).__name__}: {_first_line(text)}"
 
 
 def _first_line(text: str) -> str:

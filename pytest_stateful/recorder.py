@@ -26,7 +26,7 @@ from kubernetes import client
 from kubernetes.watch.watch import iter_resp_lines
 
 from pytest_stateful.cluster.api import call
-from pytest_stateful.errors import ClusterError, Gone, StatefulError, status_error
+from pytest_stateful.errors import Gone, InfrastructureError, StatefulError, status_error
 from pytest_stateful.timeline import EVENT, GAP, POD, PVC, RETRY, SERVICE, SLICE, STEP, STS, Entry, Timeline
 
 # Server-side timeout of one watch request: short enough that stop() is prompt
@@ -40,7 +40,7 @@ WATCH_BACKOFF = 0.5
 NOT_STATE = (STEP, GAP, EVENT, RETRY)
 
 
-class WatchLost(ClusterError):
+class WatchLost(InfrastructureError):
     """A watch could not be restored: the record is no longer being kept."""
 
 
@@ -280,8 +280,8 @@ class Recorder:
         """
         deadline = time.monotonic() + timeout
         next_tick = time.monotonic() + 0.5
-        with self._cond:
-            while True:
+        while True:
+            with self._cond:
                 value = predicate()
                 if value:
                     return value
@@ -293,10 +293,12 @@ class Recorder:
                 now = time.monotonic()
                 if now >= deadline:
                     return value
-                if tick is not None and now >= next_tick:
-                    tick()
-                    next_tick = now + 0.5
-                self._cond.wait(min(deadline - now, 0.5))
+                if tick is None or now < next_tick:
+                    self._cond.wait(min(deadline - now, 0.5))
+                    continue
+            # Outside the lock: a tick may ask the API server, and the watches must go on meanwhile.
+            tick()
+            next_tick = time.monotonic() + 0.5
 
     def interrupt(self, kind: str, resume_from: str | None = None) -> None:
         """Fault injection (tests): end the current watch of `kind` as a dropped connection would; it
@@ -359,6 +361,7 @@ class Recorder:
             allow_watch_bookmarks=True,
             timeout_seconds=WATCH_SECONDS,
             _preload_content=False,
+            _request_timeout=(5.0, WATCH_SECONDS + 10.0),
         )
         self._responses[kind.kind] = resp
         try:

@@ -19,7 +19,10 @@ from kubernetes.client import ApiException
 from pytest_stateful.errors import ApiError, ServerError, TooManyRequests, api_error
 
 T = TypeVar("T")
-RETRY_SECONDS = 20.0
+# How long an idempotent call is retried while the API server does not answer (a restart takes a few seconds).
+RETRY_SECONDS = 12.0
+# (connect, read) seconds for one request: a stuck API server must not hang a step forever.
+REQUEST_TIMEOUT = (5.0, 30.0)
 
 # What the client raises when the server cannot be reached or answers garbage.
 CLIENT_FAILURES: tuple[type[BaseException], ...] = (ApiException, urllib3.exceptions.HTTPError, OSError)
@@ -41,6 +44,9 @@ def call(
 
     retry=True only for idempotent calls (reads, patches to a fixed value, deletes).
     """
+
+    if getattr(fn, "__module__", "").startswith("kubernetes.client.api") and "_request_timeout" not in kwargs:
+        kwargs["_request_timeout"] = REQUEST_TIMEOUT
 
     def once() -> T:
         try:

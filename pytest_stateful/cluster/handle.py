@@ -45,6 +45,33 @@ class ClusterHandle:
     def apps(self) -> client.AppsV1Api:
         return client.AppsV1Api(self.api)
 
+    def health(self) -> str | None:
+        """None while the API server says it is ready (/readyz); else what it says, or that it does not answer."""
+        from pytest_stateful.cluster.api import CLIENT_FAILURES
+        from pytest_stateful.errors import api_error
+
+        try:
+            method, url, headers, body, _ = self.api.param_serialize(
+                "GET", "/readyz", query_params=[("verbose", "true")], auth_settings=["BearerToken"]
+            )
+            resp = self.api.call_api(method, url, header_params=headers, body=body, _request_timeout=(2.0, 5.0))
+        except CLIENT_FAILURES as exc:
+            if getattr(exc, "status", 0) in (401, 403, 404):
+                return None  # not allowed to ask: no opinion
+            failed = [line for line in str(getattr(exc, "body", "") or "").splitlines() if line.startswith("[-]")]
+            if failed:
+                return f"the API server is not ready: {'; '.join(failed)}"
+            return api_error(exc, "ask the API server whether it is ready").message
+        status = int(getattr(resp, "status", 200) or 200)
+        if status in (401, 403, 404):
+            return None
+        if status == 200:
+            return None
+        data = getattr(resp, "data", b"") or b""
+        text = data.decode(errors="replace") if isinstance(data, bytes) else str(data)
+        failed = [line for line in text.splitlines() if line.startswith("[-]")]
+        return f"the API server is not ready: {'; '.join(failed) or status}"
+
     def describe(self) -> str:
         dns = self.resolver.address if self.resolver else "none"
         level = "node" if self.node_level else "api (simulated nodes)"

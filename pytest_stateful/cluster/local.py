@@ -178,8 +178,20 @@ class LocalCluster:
 
     # -- lifecycle --------------------------------------------------------------------
 
+    def _pidfiles(self) -> list[Path]:
+        return [
+            *sorted((self.cluster_dir / "pids").glob("*.pid")),
+            self._coredns_pidfile,
+            *sorted((self.run_dir / "node").glob("*.pid")),
+        ]
+
+    def not_running(self) -> list[str]:
+        """The components of a started cluster whose process is gone (e.g. kube-controller-manager
+        after it lost its leader lease while the API server stalled)."""
+        return [p.stem for p in self._pidfiles() if p.exists() and not self._pid_alive(p)]
+
     def is_up(self) -> bool:
-        up = self._api_ready() and self._pid_alive(self._coredns_pidfile)
+        up = self._api_ready() and self._pid_alive(self._coredns_pidfile) and not self.not_running()
         return up and (not self.real or self.node.is_up())
 
     def up(self, log: Log = print) -> None:
@@ -189,7 +201,9 @@ class LocalCluster:
         started = time.monotonic()
         binaries = self.binaries()
         if self.run_dir.exists():
-            log(f"[cluster] removing the remains of an earlier {self.config.name}")
+            dead = self.not_running()
+            what = f"degraded (not running: {', '.join(dead)})" if dead else "not answering"
+            log(f"[cluster] {self.config.name} is {what}: removing it and starting it again")
             self.down(log=lambda _line: None)
         for port, flag in ((self.config.api_port, "--api-port"), (self.config.dns_port, "--dns-port")):
             if not _port_free(port):
@@ -238,13 +252,17 @@ class LocalCluster:
         log(f"[cluster] {self.config.name} is down" + (f" (stopped {', '.join(stopped)})" if stopped else ""))
 
     def status_text(self) -> str:
-        lines = [f"cluster {self.config.name}: {'up' if self.is_up() else 'down'}"]
-        pidfiles = [
-            *sorted((self.cluster_dir / "pids").glob("*.pid")),
-            self._coredns_pidfile,
-            *sorted((self.run_dir / "node").glob("*.pid")),
-        ]
-        for pidfile in pidfiles:
+        dead = self.not_running() if self.run_dir.exists() else []
+        if self.is_up():
+            state = "up"
+        elif dead:
+            state = f"degraded: not running: {', '.join(dead)} (`pytest-stateful cluster up` starts it again)"
+        elif self.run_dir.exists():
+            state = "degraded: the API server does not answer (`pytest-stateful cluster up` starts it again)"
+        else:
+            state = "down"
+        lines = [f"cluster {self.config.name}: {state}"]
+        for pidfile in self._pidfiles():
             if pidfile.exists():
                 pid = pidfile.read_text().strip()
                 state = "running" if self._pid_alive(pidfile) else "not running"

@@ -73,7 +73,12 @@ def _lock(name: str) -> Iterator[None]:
 
 
 def _api(kubeconfig: Path, context: str) -> client.ApiClient:
-    return config.new_client_from_config(config_file=str(kubeconfig), context=context)
+    """An API client for that context. urllib3 retries nothing itself: cluster/api.call retries what is
+    safe to retry, bounded and recorded, instead of thousands of urllib3 warnings and a raw MaxRetryError."""
+    configuration = client.Configuration()
+    config.load_kube_config(config_file=str(kubeconfig), context=context, client_configuration=configuration)
+    configuration.retries = False
+    return client.ApiClient(configuration=configuration)
 
 
 def _local(opts: ProviderOptions, log: Callable[[str], None]) -> ClusterHandle:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from _pytest._code.code import TerminalRepr
 
-from pytest_stateful.errors import ExpectFailed, SpecError, StatefulError, StepFailed
+from pytest_stateful.errors import ExpectFailed, InfrastructureError, SpecError, StatefulError, StepFailed
 from pytest_stateful.plugin.run import run_spec_in_fresh_namespace, spec_run_key
 from pytest_stateful.plugin.settings import Settings
 from pytest_stateful.spec.loader import Spec, load_file, spec_from_mapping
@@ -60,7 +60,12 @@ def explain_failure(spec: Spec, exc: BaseException) -> str:
         if 0 < line <= len(source):
             lines.append(f"{spec.path.name}:{line}: {source[line - 1].strip()}")
 
-    if isinstance(exc, StepFailed):
+    if isinstance(exc, InfrastructureError):
+        quote(exc.step.line if exc.step is not None else spec.line)
+        during = f" during step {exc.index + 1} ({exc.step.describe()})" if exc.step is not None else ""
+        lines.append(f"infrastructure error{during}: the cluster failed, not the workload; nothing was judged:")
+        lines.append(f"  {exc}")
+    elif isinstance(exc, StepFailed):
         quote(exc.step.line)
         lines.append(f"step {exc.index + 1} ({exc.step.describe()}) failed:")
         lines += ["  " + ln for ln in exc.reason.splitlines()]

@@ -8,7 +8,15 @@ from typing import Any
 
 from pytest_stateful.checks import Verdict
 from pytest_stateful.cluster.handle import ClusterHandle
-from pytest_stateful.errors import ExpectFailed, StatefulError, StepFailed
+from pytest_stateful.errors import (
+    ClusterError,
+    ExpectFailed,
+    InfrastructureError,
+    NotSupported,
+    ServerError,
+    StatefulError,
+    StepFailed,
+)
 from pytest_stateful.spec.loader import Spec, Step
 from pytest_stateful.workload.handle import StatefulSetHandle
 from pytest_stateful.workload.manifests import render_chart
@@ -45,6 +53,11 @@ def run_spec(
         for index, step in enumerate(spec.steps):
             try:
                 take_step(run.handle, step)
+            except (ServerError, ClusterError) as exc:
+                if isinstance(exc, NotSupported):
+                    raise StepFailed(step, index, str(exc)) from exc
+                # The cluster failed, not the workload: an error of the run, judged no further.
+                raise InfrastructureError(str(exc), step, index) from exc
             except StatefulError as exc:
                 raise StepFailed(step, index, str(exc)) from exc
     run.verdicts = {g: run.handle.judge(g) for g in spec.expect}

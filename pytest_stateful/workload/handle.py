@@ -22,6 +22,7 @@ from pytest_stateful.cluster.handle import UNREADY_LABEL, ClusterHandle
 from pytest_stateful.errors import (
     Conflict,
     GuaranteeFailed,
+    InfrastructureError,
     ManifestError,
     NotFound,
     NotSupported,
@@ -36,6 +37,9 @@ from pytest_stateful.workload.manifests import ImageMap, Manifest, load_manifest
 from pytest_stateful.workload.probes import Probes
 from pytest_stateful.workload.steps import DISRUPTIONS
 from pytest_stateful.workload.view import WorkloadView
+
+# Seconds between two questions to the API server's /readyz while a wait makes no progress.
+HEALTH_EVERY = 5.0
 
 
 class StatefulSetHandle:
@@ -339,12 +343,14 @@ class StatefulSetHandle:
         for p in pods:
             options = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=p.uid))
             try:
+                # Retried: with the UID precondition a repeated delete cannot hit a replacement.
                 self._call(
                     f"delete pod {p.name}",
                     self.cluster.core.delete_namespaced_pod,
                     p.name,
                     self.namespace,
                     body=options,
+                    retry=True,
                 )
             except (NotFound, Conflict):
                 if action == "delete_pod":
@@ -393,10 +399,22 @@ class StatefulSetHandle:
 
     def _wait_for(self, predicate: Callable[[], Any], timeout: float, goal: Callable[[], str]) -> Any:
         started = time.monotonic()
+        checked = started
+        unhealthy: list[str] = []
 
         def tick() -> None:
+            nonlocal checked
             if self.progress is not None:
                 self.progress(f"{self._step_label}: waiting for {goal()}, {time.monotonic() - started:.1f} s")
+            if time.monotonic() - checked < HEALTH_EVERY:
+                return
+            checked = time.monotonic()
+            # A wait that makes no progress may be the control plane's fault (etcd gone): ask it, and
+            # say so within seconds instead of blaming the workload at the timeout.
+            problem = self.cluster.health()
+            unhealthy[:] = [*unhealthy, problem] if problem else []
+            if len(unhealthy) >= 2:
+                raise InfrastructureError(f"{problem} (while waiting for {goal()})")
 
         result = self.recorder.wait_until(predicate, timeout, tick)
         entries = self.recorder.timeline.entries
