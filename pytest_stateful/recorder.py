@@ -70,6 +70,12 @@ def reduce_pod(obj: Mapping[str, Any]) -> dict[str, Any]:
         "claims": claims,
         "owner": next((o.get("name") for o in meta.get("ownerReferences") or [] if o.get("kind") == "StatefulSet"), ""),
         "images": [c.get("image", "") for c in spec.get("containers") or []],
+        # Why a container does not run (ErrImagePull, CrashLoopBackOff, ...): what a stuck step names.
+        "waiting": [
+            f"{s.get('name')}: {w.get('reason', '')}" + (f": {w.get('message')}" if w.get("message") else "")
+            for s in status.get("containerStatuses") or []
+            if (w := (s.get("state") or {}).get("waiting")) and w.get("reason") not in (None, "ContainerCreating")
+        ],
         "labels": dict(meta.get("labels") or {}),
     }
 
@@ -159,6 +165,9 @@ def reduce_sts(obj: Mapping[str, Any]) -> dict[str, Any]:
         "selector": (spec.get("selector") or {}).get("matchLabels", {}),
         "claim_templates": [t.get("metadata", {}).get("name", "") for t in spec.get("volumeClaimTemplates") or []],
         "claim_mounts": _claim_mounts(spec),
+        "containers": [
+            c.get("name", "") for c in ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
+        ],
         "retention_when_deleted": retention.get("whenDeleted", "Retain"),
         "retention_when_scaled": retention.get("whenScaled", "Retain"),
         "deleting": bool(meta.get("deletionTimestamp")),

@@ -73,6 +73,8 @@ class PodData(Reduced):
     labels: Mapping[str, str] = field(default_factory=dict)
     # Why the scheduler has not placed the pod (its PodScheduled=False message), else "".
     scheduled_message: str = ""
+    # "container: Reason: message" of containers waiting for a reason other than being created.
+    waiting: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +99,7 @@ class StsData(Reduced):
     selector: Mapping[str, str] = field(default_factory=dict)
     claim_templates: list[str] = field(default_factory=list)
     claim_mounts: Mapping[str, list[str]] = field(default_factory=dict)
+    containers: list[str] = field(default_factory=list)
     retention_when_deleted: str = "Retain"
     retention_when_scaled: str = "Retain"
     deleting: bool = False

@@ -6,12 +6,14 @@ from the provider's name by callers: a new provider states what it offers here.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from kubernetes import client
 
+from pytest_stateful.cluster.discovery import Discovery
 from pytest_stateful.dns import Resolver
 
 PROVIDERS = ("local", "existing", "kind")
@@ -45,6 +47,11 @@ class ClusterHandle:
     def apps(self) -> client.AppsV1Api:
         return client.AppsV1Api(self.api)
 
+    @functools.cached_property
+    def discovery(self) -> Discovery:
+        """The API server's discovery: which kinds it serves and which are namespaced (cached)."""
+        return Discovery(self.api)
+
     def health(self) -> str | None:
         """None while the API server says it is ready (/readyz); else what it says, or that it does not answer."""
         from pytest_stateful.cluster.api import CLIENT_FAILURES
@@ -74,5 +81,5 @@ class ClusterHandle:
 
     def describe(self) -> str:
         dns = self.resolver.address if self.resolver else "none"
-        level = "node" if self.node_level else "api (simulated nodes)"
+        level = "node" if self.node_level else "api (simulated nodes: no container runs and no image is pulled)"
         return f"{self.provider} cluster, context {self.context} ({self.kubeconfig}), DNS {dns}, evidence {level}"

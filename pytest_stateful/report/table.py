@@ -37,5 +37,8 @@ def guarantee_table(rows: Mapping[str, Mapping[str, Verdict]]) -> list[str]:
     lines = aligned(table)
     node = {v.node for verdicts in rows.values() for v in verdicts.values()}
     if node == {"not available"}:
-        lines.append("all verdicts at api level: node-level evidence is not available on simulated nodes")
+        lines.append(
+            "all verdicts at api level: node-level evidence is not available on simulated nodes "
+            "(no container runs there and no image is pulled: a wrong image shows only on a real node)"
+        )
     return lines

@@ -49,7 +49,12 @@ def run_spec(
         manifests: list[Any] = (
             list(spec.manifests) if spec.manifests else render_chart(dict(spec.chart or {}), namespace, cluster.helm)
         )
-        run.handle = recording.statefulset(manifests, spec.statefulset, timeout)
+        try:
+            run.handle = recording.statefulset(manifests, spec.statefulset, timeout)
+        finally:
+            # Also when the initial rollout timed out: the report is most needed then.
+            run.handle = run.handle or (recording.handles[-1] if recording.handles else None)
+        assert run.handle is not None
         for index, step in enumerate(spec.steps):
             try:
                 take_step(run.handle, step)

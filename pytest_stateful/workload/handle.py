@@ -33,8 +33,9 @@ from pytest_stateful.errors import (
 )
 from pytest_stateful.recorder import Recorder
 from pytest_stateful.timeline import RETRY, Entry, Timeline
-from pytest_stateful.workload.manifests import ImageMap, Manifest, load_manifests, place_in_namespace, statefulsets_in
+from pytest_stateful.workload.manifests import ImageMap, Manifest, load_manifests, statefulsets_in
 from pytest_stateful.workload.probes import Probes
+from pytest_stateful.workload.scope import place
 from pytest_stateful.workload.steps import DISRUPTIONS
 from pytest_stateful.workload.view import WorkloadView
 
@@ -83,8 +84,7 @@ class StatefulSetHandle:
         timeout: float | None = None,
     ) -> StatefulSetHandle:
         """Create the objects in the test namespace and, unless told not to, wait for the rollout."""
-        docs = load_manifests(manifests)
-        place_in_namespace(docs, self.namespace)
+        docs = place(load_manifests(manifests), self.namespace, self.cluster.discovery)
         if self.images is not None:
             for doc in docs:
                 self.images.rewrite(doc)
@@ -189,6 +189,14 @@ class StatefulSetHandle:
             )
 
     def update_image(self, container: str, image: str, settle: bool = True, timeout: float | None = None) -> None:
+        sts = self.view.statefulset()
+        known = sts.sts.containers if sts is not None else []
+        if known and container not in known:
+            # A strategic merge patch would add a second container silently, not change an image.
+            raise StepError(
+                f"update_image: StatefulSet {self.name} has no container {container!r} "
+                f"(its containers: {', '.join(known)})"
+            )
         if self.images is not None:
             image = self.images(image)
         with self.step("update_image", f"{container}={image}", settle, timeout):

@@ -111,6 +111,7 @@ class WorkloadView:
             d = p.pod
             if d.phase == "Pending" and d.scheduled_message:
                 found.append(f"{p.name} is not scheduled: {d.scheduled_message}")
+            found += [f"{p.name} cannot start its container {w}" for w in d.waiting]
             for claim in d.claims.values():
                 if claim not in claims and d.phase == "Pending":
                     found.append(f"{p.name} waits for claim {claim}, which does not exist")

@@ -226,3 +226,81 @@ def test_an_api_error_inside_a_step_shows_the_spec_line(pytester: pytest.Pyteste
         ]
     )
     assert "Traceback" not in result.stdout.str() and "ApiException" not in result.stdout.str()
+
+
+BYPASSES = """
+import pytest
+from pytest_stateful import ManifestError
+
+WEB = ["{svc}", "{sts}"]
+LEAKS = {{
+    "configmap list into default": {{"apiVersion": "v1", "kind": "ConfigMapList", "items": [
+        {{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {{"name": "leak", "namespace": "default"}}}}]}},
+    "namespace list": {{"apiVersion": "v1", "kind": "NamespaceList", "items": [
+        {{"apiVersion": "v1", "kind": "Namespace", "metadata": {{"name": "stateful-leak"}}}}]}},
+    "cluster role binding list": {{"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBindingList",
+        "items": [{{"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                    "metadata": {{"name": "stateful-leak"}},
+                    "roleRef": {{"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"}},
+                    "subjects": [{{"kind": "Group", "name": "x", "apiGroup": "rbac.authorization.k8s.io"}}]}}]}},
+    "validating admission policy": {{"apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy", "metadata": {{"name": "stateful-leak"}},
+        "spec": {{"matchConstraints": {{"resourceRules": []}}, "validations": [{{"expression": "true"}}]}}}},
+    "volume attributes class": {{"apiVersion": "storage.k8s.io/v1", "kind": "VolumeAttributesClass",
+        "metadata": {{"name": "stateful-leak"}}, "driverName": "x"}},
+    "priority level configuration": {{"apiVersion": "flowcontrol.apiserver.k8s.io/v1",
+        "kind": "PriorityLevelConfiguration", "metadata": {{"name": "stateful-leak"}},
+        "spec": {{"type": "Exempt"}}}},
+}}
+
+@pytest.mark.parametrize("leak", list(LEAKS))
+def test_refused(stateful, leak):
+    with pytest.raises(ManifestError, match="is cluster-scoped and is not applied|asks for namespace 'default'"):
+        stateful([LEAKS[leak], *WEB])
+"""
+
+
+def _leaked(cluster: ClusterHandle) -> list[str]:
+    from kubernetes import client
+
+    from pytest_stateful.cluster.api import call
+    from pytest_stateful.errors import NotFound
+
+    found = []
+    reads = {
+        "configmap default/leak": lambda: cluster.core.read_namespaced_config_map("leak", "default"),
+        "namespace stateful-leak": lambda: cluster.core.read_namespace("stateful-leak"),
+        "clusterrolebinding": lambda: client.RbacAuthorizationV1Api(cluster.api).read_cluster_role_binding(
+            "stateful-leak"
+        ),
+        "validatingadmissionpolicy": lambda: client.AdmissionregistrationV1Api(
+            cluster.api
+        ).read_validating_admission_policy("stateful-leak"),
+        "prioritylevelconfiguration": lambda: client.FlowcontrolApiserverV1Api(
+            cluster.api
+        ).read_priority_level_configuration("stateful-leak"),
+    }
+    for what, read in reads.items():
+        try:
+            call(f"read {what}", read)
+            found.append(what)
+        except NotFound:
+            pass
+    return found
+
+
+@pytest.mark.parametrize("provider", ["local", "existing"])
+def test_every_namespace_rule_bypass_is_refused_before_anything_is_applied(
+    pytester: pytest.Pytester, stateful_cluster: ClusterHandle, provider: str
+) -> None:
+    pytester.makepyfile(BYPASSES.format(svc=WEB / "svc.yaml", sts=WEB / "statefulset.yaml"))
+    args = ["-p", "no:cacheprovider"]
+    if provider == "existing":
+        args += [
+            "--stateful-cluster=existing",
+            f"--kubeconfig={stateful_cluster.kubeconfig}",
+            f"--kube-context={stateful_cluster.context}",
+        ]
+    result = pytester.runpytest(*args)
+    result.assert_outcomes(passed=6)
+    assert _leaked(stateful_cluster) == []

@@ -125,3 +125,30 @@ def test_existing_provider_probes_dns_through_port_forward(pytester: pytest.Pyte
         "no:cacheprovider",
     )
     result.assert_outcomes(passed=1)
+
+
+def test_an_image_that_cannot_be_pulled_fails_on_the_real_node_naming_the_cause(pytester: pytest.Pytester) -> None:
+    # Simulated nodes run no container and pull no image (the report says so); a real node must fail.
+    # The registry is on loopback and absent, so the pull is refused without leaving this machine.
+    pytester.makepyfile(
+        f"""
+        import pytest, yaml
+        from pytest_stateful import StepTimeout
+
+        def test_missing_image(stateful):
+            docs = list(yaml.safe_load_all(open("{WEB / "statefulset.yaml"}")))
+            container = docs[0]["spec"]["template"]["spec"]["containers"][0]
+            container["image"] = "127.0.0.1:5999/not-there:1"
+            container["imagePullPolicy"] = "IfNotPresent"
+            docs[0]["spec"]["replicas"] = 1
+            docs[0]["spec"].pop("volumeClaimTemplates", None)
+            container.pop("volumeMounts", None)
+            with pytest.raises(StepTimeout) as failed:
+                stateful(["{WEB / "svc.yaml"}", *docs], timeout=40)
+            text = str(failed.value)
+            assert "web-0 cannot start its container" in text, text
+            assert "ErrImagePull" in text or "ImagePullBackOff" in text, text
+        """
+    )
+    result = pytester.runpytest("--stateful-node=real", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
