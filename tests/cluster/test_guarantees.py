@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from workloads import service, statefulset, wait_claims_gone, web
 
-from pytest_stateful import GuaranteeFailed, assert_ordered_creation
+from pytest_stateful import GuaranteeFailed, StepTimeout, assert_ordered_creation
 from pytest_stateful.timeline import POD
 
 
@@ -144,3 +144,31 @@ def test_guarantee_not_exercised_is_not_a_pass(stateful) -> None:
         sts.assert_ordered_termination()
     with pytest.raises(GuaranteeFailed, match="never rolled out a new revision"):
         sts.assert_ordered_rolling_update()
+
+
+def test_scale_up_right_after_a_deleting_scale_down_does_not_stall(stateful) -> None:
+    # whenScaled: Delete: the scale-down settles only when the claims of the removed ordinals are gone,
+    # so the scale-up that follows at once is not stalled by a claim still being deleted.
+    sts = stateful(web(replicas=3, claims=True, persistentVolumeClaimRetentionPolicy={"whenScaled": "Delete"}))
+    sts.scale(1, timeout=60)
+    assert not any(c.name in ("www-web-1", "www-web-2") for c in sts.recorder.snapshot("PersistentVolumeClaim"))
+    sts.scale(3, timeout=60)
+    assert sorted(p.name for p in sts.view.pods()) == ["web-0", "web-1", "web-2"]
+
+
+def test_a_step_that_cannot_settle_names_the_schedulers_reason(stateful) -> None:
+    # Four replicas that must not share a node, on three nodes: web-3 stays Pending.
+    spread = {
+        "podAntiAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": [
+                {"labelSelector": {"matchLabels": {"app": "nginx"}}, "topologyKey": "kubernetes.io/hostname"}
+            ]
+        }
+    }
+    body = statefulset(replicas=3)
+    body["spec"]["template"]["spec"]["affinity"] = spread
+    sts = stateful([service(), body])
+    with pytest.raises(StepTimeout) as failed:
+        sts.scale(4, timeout=12)
+    text = str(failed.value)
+    assert "web-3 is not scheduled:" in text and "anti-affinity" in text, text

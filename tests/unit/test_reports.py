@@ -69,3 +69,25 @@ def test_html_of_a_good_run_marks_no_violation() -> None:
     assert page.count('class="passed"') == 6
     assert '<rect x="' in page and "<title>web-0 uid" in page
     assert "s</text>" in page  # DNS convergence labels
+
+
+def test_not_exercised_and_incomplete_read_differently_from_passed_and_failed() -> None:
+    from pytest_stateful.checks.verdict import Verdict
+
+    verdicts = {
+        "ordered_termination": Verdict("ordered_termination", "not exercised", "web was never scaled down"),
+        "pod_dns": Verdict("pod_dns", "incomplete", "no DNS answer was recorded"),
+    }
+    lines = guarantee_table({"t::x": verdicts})
+    assert lines[1].split() == ["t::x", "not-exercised", "incomplete"]
+    page = render_html(
+        {
+            "test": "x",
+            "outcome": "failed",
+            "subject": {"statefulset": "web"},
+            "verdicts": {g: v.to_dict() for g, v in verdicts.items()},
+            "timeline": [],
+        }
+    )
+    assert '<td class="not-exercised">not exercised</td>' in page
+    assert '<td class="incomplete">incomplete</td>' in page
