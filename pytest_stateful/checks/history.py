@@ -101,6 +101,18 @@ class World:
 Precondition = Callable[[World], str | None]
 
 
+def condemned(ordinal: int, uid: str) -> Precondition:
+    """Pod object `uid` of `ordinal` is alive and outside the spec's ordinals: being scaled away."""
+
+    def pre(w: World) -> str | None:
+        alive = w.pods.get(ordinal)
+        if w.sts is not None and ordinal not in w.sts.ordinals and alive is not None and alive.uid == uid:
+            return None
+        return "kept by the spec"
+
+    return pre
+
+
 class History:
     """The StatefulSet `name` and its pods, in resourceVersion order, with the test's own deletions."""
 

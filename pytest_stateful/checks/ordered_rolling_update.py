@@ -18,7 +18,7 @@ newVersionedStatefulSetPod in stateful_set_utils.go):
 
 from __future__ import annotations
 
-from pytest_stateful.checks.history import History, World
+from pytest_stateful.checks.history import History, World, condemned
 from pytest_stateful.checks.verdict import Subject, Verdict, Violation, incomplete, judged, not_exercised
 from pytest_stateful.timeline import POD, STEP, STS, Entry, Timeline, ordinal_of
 
@@ -144,11 +144,7 @@ def check(timeline: Timeline, subject: Subject) -> Verdict:
         u = ordinal_of(e.name, name)
         assert u is not None
 
-        def condemned(w: World, u: int = u, uid: str = e.uid) -> str | None:
-            alive = w.pods.get(u)
-            return None if w.sts is not None and u not in w.sts.ordinals and alive and alive.uid == uid else "kept"
-
-        if history.legal(index, world, condemned) is None:
+        if history.legal(index, world, condemned(u, e.uid)) is None:
             continue  # scaled away (in some state it may have acted on): ordered_termination judges it
         if world.sts is not None and world.sts.strategy == "OnDelete":
             violations.append(

@@ -12,7 +12,7 @@ the test asked for (known by UID) are not the controller's and are not judged.
 
 from __future__ import annotations
 
-from pytest_stateful.checks.history import History, World
+from pytest_stateful.checks.history import History, World, condemned
 from pytest_stateful.checks.verdict import Subject, Verdict, Violation, incomplete, judged, not_exercised
 from pytest_stateful.timeline import POD, STEP, STS, Timeline, ordinal_of
 
@@ -59,11 +59,7 @@ def check(timeline: Timeline, subject: Subject) -> Verdict:
         k = ordinal_of(e.name, name)
         assert k is not None
 
-        def condemned(w: World, k: int = k, uid: str = e.uid) -> str | None:
-            alive = w.pods.get(k)
-            return None if w.sts is not None and k not in w.sts.ordinals and alive and alive.uid == uid else "kept"
-
-        if history.legal(index, world, condemned) is not None:
+        if history.legal(index, world, condemned(k, e.uid)) is not None:
             continue  # the spec still wanted this ordinal: not a scale-down (the rolling update judges it)
         judged_count += 1
 
