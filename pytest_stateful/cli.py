@@ -1,14 +1,18 @@
-"""`pytest-stateful cluster build|up|down|status|env`."""
+"""`pytest-stateful cluster build|up|down|status|env` and `pytest-stateful clean`."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+
+from kubernetes import client, config
 
 from pytest_stateful.cluster.build import Builder, cache_dir, components
 from pytest_stateful.cluster.local import LocalCluster, LocalClusterConfig
-from pytest_stateful.errors import ClusterError
+from pytest_stateful.errors import ClusterError, UsageError
+from pytest_stateful.workload.cleanup import sweep
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,12 +38,74 @@ def _parser() -> argparse.ArgumentParser:
             default=None if name in ("down", "status") else "simulated",
             help="which local cluster: the simulated-node one (default) or the real-node one",
         )
+    clean = sub.add_parser(
+        "clean",
+        help="delete the namespaces (and Released PersistentVolumes) that ended pytest sessions left behind",
+        description="Delete the namespaces labelled pytest-stateful.io/owned=true whose session has ended "
+        "(its pid no longer runs on this host, or it was created on another host over an hour ago), then the "
+        "Released PersistentVolumes whose claim was in a namespace named as the plugin names them "
+        "(stateful-<test>-<6 hex>) that no longer exists. Namespaces of sessions that may still run and "
+        "namespaces kept with --stateful-keep-namespace are left alone unless asked. The local cluster by default.",
+    )
+    clean.add_argument(
+        "--all",
+        action="store_true",
+        help="every namespace pytest-stateful created, also those of sessions that look alive and kept ones: "
+        "only when no pytest run uses this cluster",
+    )
+    clean.add_argument("--kept", action="store_true", help="also the namespaces kept with --stateful-keep-namespace")
+    clean.add_argument("--dry-run", action="store_true", help="say what would be deleted; delete nothing")
+    clean.add_argument("--kubeconfig", help="an existing cluster's kubeconfig (needs --context; default: local)")
+    clean.add_argument("--context", help="the context in --kubeconfig (never a current context by default)")
+    clean.add_argument(
+        "--node", choices=("simulated", "real"), default="simulated", help="which local cluster (default simulated)"
+    )
     return parser
+
+
+def _clean(args: argparse.Namespace) -> int:
+    if bool(args.kubeconfig) != bool(args.context):
+        raise UsageError("--kubeconfig and --context go together: the current context is never used on its own")
+    if args.kubeconfig:
+        path, context = Path(args.kubeconfig).expanduser(), str(args.context)
+        if not path.is_file():
+            raise ClusterError(f"--kubeconfig {path}: no such file")
+    else:
+        local = LocalCluster.current(args.node)
+        if not local.is_up():
+            flag = " --node real" if args.node == "real" else ""
+            raise ClusterError(
+                f"the local cluster is not running (`pytest-stateful cluster up{flag}`): nothing to clean"
+            )
+        path, context = local.kubeconfig, local.context
+    try:
+        api = config.new_client_from_config(config_file=str(path), context=context)
+    except (config.ConfigException, ValueError, OSError) as exc:
+        raise ClusterError(f"cannot use context {context!r} of {path}: {exc}") from exc
+    try:
+        result = sweep(client.CoreV1Api(api), everything=args.all, kept=args.kept, dry_run=args.dry_run)
+    finally:
+        api.close()
+    verb = "would delete" if args.dry_run else "deleted"
+    print(result.summary(verb) or "nothing to clean: no namespace of an ended session, no Released volume of one")
+    if result.live:
+        print(
+            f"left {len(result.live)} namespaces of sessions that may still run (--all deletes them): "
+            + ", ".join(sorted(result.live))
+        )
+    if result.kept:
+        print(
+            f"left {len(result.kept)} namespaces kept for debugging (--kept deletes them): "
+            + ", ".join(sorted(result.kept))
+        )
+    return 1 if result.errors else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        if args.group == "clean":
+            return _clean(args)
         if args.verb == "build":
             Builder(cache_dir()).build_all(components(with_kubelet=args.kubelet))
             return 0
@@ -67,6 +133,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
             print(cluster.env_text(), end="")
         return 0
+    except UsageError as exc:
+        print(f"pytest-stateful: {exc}", file=sys.stderr)
+        return 2
     except ClusterError as exc:
         print(f"pytest-stateful: {exc}", file=sys.stderr)
         return 1

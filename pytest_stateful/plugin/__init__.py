@@ -11,11 +11,14 @@ import pytest
 
 from pytest_stateful.plugin.fixtures import stateful, stateful_cluster, stateful_namespace
 from pytest_stateful.plugin.items import StatefulFile, run_marker_spec
+from pytest_stateful.plugin.progress import say
 from pytest_stateful.plugin.run import (
     close_cluster,
     collect_verdicts,
     handles_of,
     reports_key,
+    restore_sigterm,
+    stop_on_sigterm,
     verdicts_key,
     wrote_reports_key,
 )
@@ -39,6 +42,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "stateful(manifests=[...], chart={...}, statefulset=None, timeout=None, steps=[...], expect=[...]): "
         "deploy, disrupt and judge as a *.stateful.yaml document would, before the test body runs",
     )
+    stop_on_sigterm(config)
 
 
 def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> StatefulFile | None:
@@ -91,7 +95,11 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    # Normally nothing is left: fixtures delete their namespaces. After Ctrl-C or a
-    # crash inside a fixture, whatever remains is deleted here.
-    delete_leftover_namespaces()
+    # Normally nothing is left: fixtures delete their namespaces. After Ctrl-C, SIGTERM or a
+    # crash inside a fixture, whatever remains is deleted here; what even this cannot delete
+    # (no API server) is labelled with its owner for the next session's sweep.
+    left = delete_leftover_namespaces()
+    if left:
+        say(config, f"[stateful] could not delete {', '.join(left)}: the next session deletes them")
+    restore_sigterm(config)
     close_cluster(config)

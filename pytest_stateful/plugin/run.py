@@ -3,9 +3,12 @@ when asked), the spec run, and afterwards its verdicts in JUnit, the session tab
 
 from __future__ import annotations
 
+import signal
+import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
+from types import FrameType
 
 import pytest
 
@@ -16,6 +19,7 @@ from pytest_stateful.plugin.progress import LiveProgress, say
 from pytest_stateful.plugin.settings import Settings
 from pytest_stateful.report import write_reports
 from pytest_stateful.spec.runner import SpecRun, run_spec
+from pytest_stateful.workload.cleanup import sweep
 from pytest_stateful.workload.handle import StatefulSetHandle
 from pytest_stateful.workload.session import Recording, create_namespace, delete_namespace, forget_namespace
 
@@ -61,12 +65,54 @@ def cluster_for(config: pytest.Config) -> ClusterHandle:
         except ClusterError as exc:
             cached = _Unusable(False, f"pytest-stateful: {exc}")
         config.stash[_cluster_key] = cached
+        if isinstance(cached, ClusterHandle):
+            sweep_leftovers(config, cached)
     if isinstance(cached, _Unusable):
         # Outside any except block, so the report shows one sentence and no chained traceback.
         if cached.skip:
             pytest.skip(cached.reason)
         pytest.fail(cached.reason, pytrace=False)
     return cached
+
+
+def sweep_leftovers(config: pytest.Config, cluster: ClusterHandle) -> None:
+    """Once per session, on first use of the cluster: delete what sessions that ended left behind
+    (killed, or their cleanup cut short), never a namespace of a session that may still run."""
+    result = sweep(cluster.core)
+    line = result.summary()
+    if line:
+        # The first use is usually a fixture's setup, whose output pytest captures and shows only
+        # for a failed test; deleting what other runs left must always be said.
+        capture = config.pluginmanager.get_plugin("capturemanager")
+        with capture.global_and_fixture_disabled() if capture is not None else nullcontext():
+            say(config, f"[stateful] {line}")
+
+
+def stop_on_sigterm(config: pytest.Config) -> None:
+    """SIGTERM (CI cancelling a job, `kill`, a container stopping) ends the session as Ctrl-C does:
+    pytest runs the teardowns and the session's cleanup instead of dying with namespaces left.
+
+    Only when SIGTERM has its default action: an ignored SIGTERM or someone else's handler is kept.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
+    config.stash[_sigterm_key] = signal.signal(signal.SIGTERM, _interrupt)
+
+
+def restore_sigterm(config: pytest.Config) -> None:
+    previous = config.stash.get(_sigterm_key, None)
+    if previous is not None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, previous)
+        del config.stash[_sigterm_key]
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"{signal.Signals(signum).name} received: stopping as on Ctrl-C")
+
+
+_sigterm_key = pytest.StashKey["signal._HANDLER"]()
 
 
 def close_cluster(config: pytest.Config) -> None:

@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import re
 import secrets
+import signal
+import threading
 from collections.abc import Callable, Iterable, Iterator
 
 from kubernetes import client
 
 from pytest_stateful.cluster.api import call
 from pytest_stateful.cluster.handle import ClusterHandle
-from pytest_stateful.errors import StatefulError
+from pytest_stateful.errors import ApiError, Conflict, NotFound, StatefulError
 from pytest_stateful.recorder import Recorder
+from pytest_stateful.workload.cleanup import CLEANUP_TIMEOUT, KEPT_ANNOTATION, this_process
 from pytest_stateful.workload.handle import StatefulSetHandle
 from pytest_stateful.workload.manifests import ImageMap, Manifest
 
-OWNED_LABEL = "pytest-stateful.io/owned"
-# Namespaces created by this process and not deleted yet, so an interrupted run can still clean up.
+# Namespaces this process may have created and whose deletion the API server has not accepted yet.
+# A name is entered before the create call and leaves only once its delete is accepted, so an
+# interruption at any point leaves it here for delete_leftover_namespaces (and, if that never runs,
+# labelled for the next session's sweep).
 _created: dict[str, client.CoreV1Api] = {}
 
 
@@ -28,27 +34,111 @@ def namespace_name(test_name: str) -> str:
 
 def create_namespace(cluster: ClusterHandle, test_name: str) -> str:
     name = namespace_name(test_name)
-    body = client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={OWNED_LABEL: "true"}))
-    call(f"create namespace {name}", cluster.core.create_namespace, body)
+    owner = this_process()
+    body = client.V1Namespace(
+        metadata=client.V1ObjectMeta(name=name, labels=owner.labels(), annotations=owner.annotations())
+    )
+    _cleanup_at_exit()
     _created[name] = cluster.core
+    try:
+        call(f"create namespace {name}", cluster.core.create_namespace, body)
+    except ApiError as exc:
+        # Refused (4xx): it does not exist, or it is someone else's (409). Otherwise (no answer, 5xx)
+        # it may exist, and stays registered to be deleted.
+        if 400 <= exc.status < 500:
+            _created.pop(name, None)
+        raise
     return name
 
 
-def delete_namespace(name: str) -> None:
-    core = _created.pop(name, None)
-    if core is not None:
-        with contextlib.suppress(StatefulError):
-            call(f"delete namespace {name}", core.delete_namespace, name, propagation_policy="Background")
+def delete_namespace(name: str, retry: bool = True) -> bool:
+    """Ask for the namespace's deletion; True once the API server accepted it (or it is gone).
+    On failure the name stays registered, for delete_leftover_namespaces to try again."""
+    core = _created.get(name)
+    if core is None:
+        return True
+    try:
+        with contextlib.suppress(NotFound, Conflict):  # gone, or already terminating
+            call(
+                f"delete namespace {name}",
+                core.delete_namespace,
+                name,
+                propagation_policy="Background",
+                retry=retry,
+                _request_timeout=CLEANUP_TIMEOUT,
+            )
+    except StatefulError:
+        return False
+    _created.pop(name, None)
+    return True
 
 
 def forget_namespace(name: str) -> None:
-    """Keep a namespace on purpose (debugging a failed test)."""
-    _created.pop(name, None)
+    """Keep a namespace on purpose (debugging a failed test); marked so no later sweep deletes it."""
+    core = _created.pop(name, None)
+    if core is not None:
+        with contextlib.suppress(StatefulError):
+            call(
+                f"mark namespace {name} as kept",
+                core.patch_namespace,
+                name,
+                {"metadata": {"annotations": {KEPT_ANNOTATION: "true"}}},
+                _request_timeout=CLEANUP_TIMEOUT,
+            )
 
 
-def delete_leftover_namespaces() -> None:
-    for name in list(_created):
-        delete_namespace(name)
+def delete_leftover_namespaces() -> list[str]:
+    """Delete every namespace still registered; the names that could not be deleted (they keep their
+    owner's labels, so the next session's sweep deletes them).
+
+    Runs at the end of a session, often because of Ctrl-C or SIGTERM: a second signal would cut it
+    short and leak, so both are held off meanwhile (each request is bounded by CLEANUP_TIMEOUT).
+    """
+    if not _created:
+        return []
+    with _signals_held():
+        for name in list(_created):
+            if not delete_namespace(name, retry=False) and not _answers(_created[name]):
+                break  # no API server: the rest would wait for nothing
+    return list(_created)
+
+
+def _answers(core: client.CoreV1Api) -> bool:
+    try:
+        call(
+            "ask the API server for its version",
+            client.VersionApi(core.api_client).get_code,
+            _request_timeout=CLEANUP_TIMEOUT,
+        )
+    except StatefulError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            # None: a handler not installed from Python, which cannot be put back; the default is closest.
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+
+def _cleanup_at_exit() -> None:
+    """Once per process: also clean up at interpreter exit, for when the session's own cleanup
+    never ran (an interrupt during pytest's session finish skips its unconfigure hooks)."""
+    global _exit_hook
+    if not _exit_hook:
+        atexit.register(delete_leftover_namespaces)
+        _exit_hook = True
+
+
+_exit_hook = False
 
 
 class Recording:
