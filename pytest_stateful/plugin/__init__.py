@@ -16,6 +16,7 @@ from pytest_stateful.plugin.run import (
     close_cluster,
     collect_verdicts,
     handles_of,
+    note_verdicts,
     reports_key,
     restore_sigterm,
     stop_on_sigterm,
@@ -43,6 +44,21 @@ def pytest_configure(config: pytest.Config) -> None:
         "deploy, disrupt and judge as a *.stateful.yaml document would, before the test body runs",
     )
     stop_on_sigterm(config)
+    config.pluginmanager.register(_Table(config), _TABLE)
+
+
+class _Table:
+    """Receives every test's report, from xdist workers too, and keeps the session table's rows."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "teardown" and report.user_properties:
+            note_verdicts(self.config, report)
+
+
+_TABLE = "stateful-verdict-table"
 
 
 def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> StatefulFile | None:
@@ -103,3 +119,6 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         say(config, f"[stateful] could not delete {', '.join(left)}: the next session deletes them")
     restore_sigterm(config)
     close_cluster(config)
+    table = config.pluginmanager.get_plugin(_TABLE)
+    if table is not None:
+        config.pluginmanager.unregister(table)

@@ -166,7 +166,8 @@ def handles_of(item: pytest.Item) -> list[StatefulSetHandle]:
 
 
 def collect_verdicts(item: pytest.Item) -> None:
-    """After a stateful test: JUnit properties, the session table, the report files."""
+    """After a stateful test: its verdicts as JUnit properties (the session table is built from them
+    too, so it works under xdist, where tests run in workers), and the report files."""
     handles = handles_of(item)
     if not handles:
         return
@@ -179,15 +180,36 @@ def collect_verdicts(item: pytest.Item) -> None:
         item.user_properties.append((f"stateful.{guarantee}.node", verdict.node))
         for key, value in verdict.timings.items():
             item.user_properties.append((f"stateful.{guarantee}.{key}", value))
-    if verdicts:
-        # The table names tests by file and test name; full node ids are in the JUnit and JSON reports.
-        file_part, _, test_part = item.nodeid.partition("::")
-        label = f"{Path(file_part).name}::{test_part}" if test_part else item.nodeid
-        item.config.stash.setdefault(verdicts_key, {})[label] = verdicts
     directory = Settings.of(item.config).report_dir
     if directory:
         handle = handles[-1]
         outcome = "failed" if failed(item) else "passed"
         subject = {"statefulset": handle.name, "namespace": handle.namespace, "cluster": handle.cluster.describe()}
-        write_reports(Path(directory), item.nodeid, outcome, subject, verdicts, handle.timeline, handle.recorder.errors)
-        item.config.stash[wrote_reports_key] = True
+        written = write_reports(
+            Path(directory), item.nodeid, outcome, subject, verdicts, handle.timeline, handle.recorder.errors
+        )
+        item.user_properties.append(("stateful.report", str(written[0])))
+
+
+def note_verdicts(config: pytest.Config, report: pytest.TestReport) -> None:
+    """Where the reports arrive (the xdist controller too): the table's row of this test from its
+    properties, and whether a report file was written."""
+    statuses: dict[str, str] = {}
+    nodes: dict[str, str] = {}
+    for name, value in report.user_properties:
+        key = name.removeprefix("stateful.")
+        if name == "stateful.report":
+            config.stash[wrote_reports_key] = True
+        elif name.startswith("stateful.") and "." not in key:
+            statuses[key] = str(value)
+        elif name.startswith("stateful.") and key.endswith(".node"):
+            nodes[key.removesuffix(".node")] = str(value)
+    if not statuses:
+        return
+    # The table names tests by file and test name; full node ids are in the JUnit and JSON reports.
+    file_part, _, test_part = report.nodeid.partition("::")
+    label = f"{Path(file_part).name}::{test_part}" if test_part else report.nodeid
+    config.stash.setdefault(verdicts_key, {})[label] = {
+        g: Verdict(g, status, "", node=nodes.get(g, "not available"))  # type: ignore[arg-type]
+        for g, status in statuses.items()
+    }

@@ -304,3 +304,27 @@ def test_every_namespace_rule_bypass_is_refused_before_anything_is_applied(
     result = pytester.runpytest(*args)
     result.assert_outcomes(passed=6)
     assert _leaked(stateful_cluster) == []
+
+
+def test_under_xdist_the_table_and_the_report_line_are_shown(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    pytester.makefile(
+        ".stateful.yaml",
+        web=f"name: one\nmanifests: [{WEB / 'svc.yaml'}, {WEB / 'statefulset.yaml'}]\n"
+        "steps: [{delete_pod: 0}]\nexpect: [stable_identity]\n"
+        f"---\nname: two\nmanifests: [{WEB / 'svc.yaml'}, {WEB / 'statefulset.yaml'}]\n"
+        "steps: [{delete_pod: 1}]\nexpect: [stable_identity, pod_dns]\n",
+    )
+    reports = tmp_path / "reports"
+    result = pytester.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider", f"--stateful-report-dir={reports}")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*stateful guarantees*",
+            "test*identity*",
+            "web.stateful.yaml::one*passed*",
+            "web.stateful.yaml::two*passed*passed*",
+            f"stateful reports: {reports}",
+        ],
+        consecutive=False,
+    )
+    assert len(list(reports.glob("*.json"))) == 2
