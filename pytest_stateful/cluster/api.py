@@ -22,7 +22,7 @@ T = TypeVar("T")
 # How long an idempotent call is retried while the API server does not answer (a restart takes a few seconds).
 RETRY_SECONDS = 12.0
 # (connect, read) seconds for one request: a stuck API server must not hang a step forever.
-REQUEST_TIMEOUT = (5.0, 30.0)
+REQUEST_TIMEOUT = (5.0, 15.0)
 
 # What the client raises when the server cannot be reached or answers garbage.
 CLIENT_FAILURES: tuple[type[BaseException], ...] = (ApiException, urllib3.exceptions.HTTPError, OSError)

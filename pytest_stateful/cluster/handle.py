@@ -74,6 +74,7 @@ class ClusterHandle:
             return None
         if status == 200:
             return None
+        resp.read()
         data = getattr(resp, "data", b"") or b""
         text = data.decode(errors="replace") if isinstance(data, bytes) else str(data)
         failed = [line for line in text.splitlines() if line.startswith("[-]")]

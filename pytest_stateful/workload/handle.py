@@ -26,6 +26,7 @@ from pytest_stateful.errors import (
     ManifestError,
     NotFound,
     NotSupported,
+    ServerError,
     StatefulError,
     StepError,
     StepTimeout,
@@ -336,7 +337,14 @@ class StatefulSetHandle:
     # -- helpers --------------------------------------------------------------------------
 
     def _call(self, doing: str, fn: Callable[..., Any], *args: Any, retry: bool = False, **kwargs: Any) -> Any:
-        return call(doing, fn, *args, retry=retry, on_retry=self._note_retry(doing), **kwargs)
+        try:
+            return call(doing, fn, *args, retry=retry, on_retry=self._note_retry(doing), **kwargs)
+        except ServerError as exc:
+            # No answer or a 5xx: say what the API server says of itself (etcd down, ...), if it can.
+            problem = self.cluster.health()
+            if problem and problem.startswith("the API server is not ready"):
+                raise InfrastructureError(f"{exc}; {problem}") from exc
+            raise
 
     def _note_retry(self, doing: str) -> Callable[[str], None]:
         def note(why: str) -> None:
