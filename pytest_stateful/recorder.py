@@ -252,6 +252,8 @@ class Recorder:
             # Wakes a reader blocked on the socket; best effort: the thread also ends at WATCH_SECONDS.
             with contextlib.suppress(Exception):
                 resp.shutdown()
+            with contextlib.suppress(Exception):
+                resp.close()
         with self._cond:
             self._cond.notify_all()
         deadline = time.monotonic() + timeout
