@@ -1,26 +1,28 @@
-"""Load `*.stateful.yaml` files: YAML with line numbers, JSON Schema validation, then the checks a
-schema cannot express (files exist, the manifests hold the StatefulSet). No cluster contact."""
+"""Load `*.stateful.yaml` files: YAML with line numbers (bounded: yaml_input.py), JSON Schema
+validation, then the checks a schema cannot express (numbers are finite, files exist, the manifests
+hold the StatefulSet). No cluster contact."""
 
 from __future__ import annotations
 
 import difflib
 import json
+import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import jsonschema
-import yaml
 
 from pytest_stateful.checks import GUARANTEES
 from pytest_stateful.errors import SpecError
-from pytest_stateful.workload.manifests import statefulsets_in
-from pytest_stateful.workload.steps import BY_NAME, STEPS, StepKind
+from pytest_stateful.workload.manifests import manifest_objects, statefulsets_in
+from pytest_stateful.workload.steps import BY_NAME, OPTION_SCHEMAS, STEPS, StepKind
+from pytest_stateful.yaml_input import SPEC_LIMITS, Path_, load, place
 
-Path_ = tuple[str | int, ...]
 # A step's YAML value: an ordinal or count, a number of seconds, a constant, or a mapping of strings.
 StepValue = int | float | str | bool | Mapping[str, str]
 
@@ -69,23 +71,30 @@ def schema() -> dict[str, Any]:
     return loaded
 
 
+def _is_integer(checker: Any, instance: Any) -> bool:
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+# JSON Schema counts 3.0 as an integer; a run cannot (a pod is web-3, not web-3.0, and the API
+# server refuses 3.0 replicas), so an integer here is an int.
+_Validator: Any = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer),
+)
+
+
 def load_file(path: Path) -> list[Spec]:
-    text = path.read_text()
-    try:
-        nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 1
-        raise SpecError(path, line, f"not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    documents = load(path, SPEC_LIMITS)
+    if not documents:
+        raise SpecError(
+            path, 1, "no spec document in this file: write one (a mapping with at least `expect:`) or remove the file"
+        )
     specs = []
-    documents = [n for n in nodes if n is not None]
-    for index, node in enumerate(documents):
-        lines: dict[Path_, int] = {}
-        data = _to_python(node, (), lines)
+    for index, document in enumerate(documents):
         default_name = path.name.split(".")[0]
         if len(documents) > 1:
             default_name += f"[{index}]"
-        specs.append(_build(path, index, node.start_mark.line + 1, data, lines, default_name))
+        specs.append(_build(path, index, document.line, document.data, document.lines, default_name))
     return specs
 
 
@@ -96,7 +105,7 @@ def spec_from_mapping(data: Mapping[str, Any], path: Path, line: int, name: str)
 
 def validate(data: Any, path: Path, lines: Mapping[Path_, int], first_line: int) -> None:
     """Schema errors, rewritten as one precise sentence with the closest valid name."""
-    validator = jsonschema.Draft202012Validator(schema())
+    validator = _Validator(schema())
     errors = sorted(validator.iter_errors(data), key=lambda e: (len(e.absolute_path), list(map(str, e.path))))
     if not errors:
         return
@@ -114,27 +123,33 @@ def validate(data: Any, path: Path, lines: Mapping[Path_, int], first_line: int)
 
 def _build(path: Path, index: int, line: int, data: Any, lines: dict[Path_, int], default_name: str) -> Spec:
     if not isinstance(data, dict):
-        raise SpecError(path, line, f"a spec document must be a mapping of keys, not {type(data).__name__}")
+        raise SpecError(path, line, f"a spec document must be a mapping of keys, not {_kind(data)}")
+    _check_values(data, path, lines, line)
     validate(data, path, lines, line)
+    _check_limits(data, path, lines, line)
     base = path.parent
     if ("manifests" in data) == ("chart" in data):  # neither, or both
         raise SpecError(path, line, "give either `manifests:` or `chart:` (exactly one of them)")
     manifests: list[Path] = []
     for i, rel in enumerate(data.get("manifests", [])):
-        target = (base / rel).resolve()
-        if not target.is_file():
+        target = _file(base, rel)
+        if target is None:
             raise SpecError(
-                path, _line(lines, ("manifests", i), line), f"manifest file {rel} not found (looked in {base})"
+                path, _line(lines, ("manifests", i), line), f"manifest file {_name(rel)} not found (looked in {base})"
             )
         manifests.append(target)
     chart = data.get("chart")
     if chart is not None:
         chart_dir = (base / chart["path"]).resolve()
-        if not (chart_dir / "Chart.yaml").is_file():
-            raise SpecError(path, _line(lines, ("chart", "path"), line), f"chart {chart['path']} has no Chart.yaml")
+        if _file(chart_dir, "Chart.yaml") is None:
+            raise SpecError(
+                path, _line(lines, ("chart", "path"), line), f"chart {_name(chart['path'])} has no Chart.yaml"
+            )
         for i, rel in enumerate(chart.get("values_files", [])):
-            if not (base / rel).is_file():
-                raise SpecError(path, _line(lines, ("chart", "values_files", i), line), f"values file {rel} not found")
+            if _file(base, rel) is None:
+                raise SpecError(
+                    path, _line(lines, ("chart", "values_files", i), line), f"values file {_name(rel)} not found"
+                )
         chart = {
             **chart,
             "path": str(chart_dir),
@@ -161,18 +176,29 @@ def _build(path: Path, index: int, line: int, data: Any, lines: dict[Path_, int]
     )
 
 
+def _file(base: Path, rel: str) -> Path | None:
+    """base/rel resolved, if it is a file. A name the system cannot look up (a NUL byte, too long)
+    is not there, as far as a spec is concerned."""
+    try:
+        target = (base / rel).resolve()
+        return target if target.is_file() else None
+    except (OSError, ValueError):
+        return None
+
+
+@lru_cache(maxsize=256)
+def _statefulsets_of(manifest: Path, mtime_ns: int, size: int) -> tuple[str, ...]:
+    # Every document of a spec file usually names the same manifests: read each once per version.
+    return tuple(statefulsets_in(manifest_objects(manifest)))
+
+
 def _check_statefulsets(
     path: Path, line: int, lines: Mapping[Path_, int], manifests: list[Path], wanted: str | None
 ) -> None:
     found: list[str] = []
     for manifest in manifests:
-        try:
-            docs = [d for d in yaml.safe_load_all(manifest.read_text()) if isinstance(d, dict)]
-        except yaml.YAMLError as exc:
-            raise SpecError(
-                manifest, getattr(getattr(exc, "problem_mark", None), "line", 0) + 1, f"not valid YAML: {exc}"
-            ) from None
-        found += statefulsets_in(docs)
+        stat = manifest.stat()
+        found += _statefulsets_of(manifest, stat.st_mtime_ns, stat.st_size)
     where = _line(lines, ("manifests",), line)
     if not found:
         raise SpecError(path, where, "the manifests hold no StatefulSet: there is nothing to judge")
@@ -180,15 +206,70 @@ def _check_statefulsets(
         raise SpecError(
             path,
             where,
-            f"the manifests hold several StatefulSets ({', '.join(found)}): "
+            f"the manifests hold several StatefulSets ({', '.join(map(_name, found))}): "
             "add `statefulset:` to name the one under test",
         )
     if wanted is not None and wanted not in found:
         raise SpecError(
             path,
             _line(lines, ("statefulset",), line),
-            f"statefulset: {wanted!r} is not in the manifests (they hold {', '.join(found)})",
+            f"statefulset: {wanted!r} is not in the manifests (they hold {', '.join(map(_name, found))})",
         )
+
+
+# What the schema cannot say. JSON Schema's bounds let NaN through (every comparison with it is
+# false) and JSON has no infinity; Python's int has no size, and past 4300 digits even printing
+# one in a message raises. A spec given in Python (the marker) can hold anything, even itself.
+MAX_INT_BITS = 64
+# The document's timeout has no maximum in the schema (docs/yaml-reference.md is rendered from it);
+# it is held to the same day as a step's.
+MAX_TIMEOUT: float = OPTION_SCHEMAS["timeout"]["maximum"]
+# A mark name pytest takes (it refuses a leading _ with a traceback) and that `-m` can select: not
+# one of the words it reads as operators.
+_MARK = re.compile("[A-Za-z][A-Za-z0-9_]*")
+_MARK_WORDS = frozenset({"and", "or", "not"})
+
+
+def _check_values(data: Any, path: Path, lines: Mapping[Path_, int], first: int) -> None:
+    stack: list[tuple[Path_, Any]] = [((), data)]
+    while stack:
+        where, value = stack.pop()
+        line = _line(lines, where, first)
+        if len(where) > SPEC_LIMITS.max_depth:
+            raise SpecError(path, line, f"{place(where[:-1])} is nested more than {SPEC_LIMITS.max_depth} levels deep")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise SpecError(path, line, f"{place(where)} is {value}, not a finite number: give a finite number")
+        if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() >= MAX_INT_BITS:
+            raise SpecError(
+                path, line, f"{place(where)} is an integer of {value.bit_length()} bits: give one that fits in 64 bits"
+            )
+        if isinstance(value, Mapping):
+            stack += [((*where, str(k)), v) for k, v in value.items()]
+        elif isinstance(value, list | tuple):
+            stack += [((*where, i), v) for i, v in enumerate(value)]
+
+
+def _check_limits(data: Mapping[str, Any], path: Path, lines: Mapping[Path_, int], first: int) -> None:
+    timeout = data.get("timeout")
+    if isinstance(timeout, int | float) and timeout > MAX_TIMEOUT:
+        raise SpecError(
+            path,
+            _line(lines, ("timeout",), first),
+            f"timeout must be <= {MAX_TIMEOUT:g} (one day), got {timeout:g}: give the seconds each step may take",
+        )
+    for i, mark in enumerate(data.get("marks", [])):
+        if not _MARK.fullmatch(mark):  # the schema's pattern, where `$` lets a trailing newline through
+            raise SpecError(
+                path,
+                _line(lines, ("marks", i), first),
+                f"marks[{i}] must be a pytest mark name (a letter, then letters, digits or _), got {_json(mark)}",
+            )
+        if mark in _MARK_WORDS:
+            raise SpecError(
+                path,
+                _line(lines, ("marks", i), first),
+                f"marks[{i}]: {mark!r} cannot be a mark, `-m` reads it as an operator: rename it",
+            )
 
 
 def _step(path: Path, lines: Mapping[Path_, int], i: int, raw: Mapping[str, Any], first: int) -> Step:
@@ -202,21 +283,6 @@ def _step(path: Path, lines: Mapping[Path_, int], i: int, raw: Mapping[str, Any]
     return Step(
         kind, raw[kind.name], settle=bool(raw.get("settle", kind.settles)), timeout=raw.get("timeout"), line=line
     )
-
-
-def _to_python(node: yaml.Node, where: Path_, lines: dict[Path_, int]) -> Any:
-    """Build plain data from a YAML node, remembering the line of every key and item."""
-    lines[where] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        result = {}
-        for key_node, value_node in node.value:
-            key = key_node.value  # spec keys are plain scalars
-            result[key] = _to_python(value_node, (*where, key), lines)
-            lines[(*where, key)] = key_node.start_mark.line + 1
-        return result
-    if isinstance(node, yaml.SequenceNode):
-        return [_to_python(item, (*where, i), lines) for i, item in enumerate(node.value)]
-    return yaml.SafeLoader("").construct_object(node)
 
 
 def _line(lines: Mapping[Path_, int], where: Path_, default: int) -> int:
@@ -237,7 +303,7 @@ def _most_specific(errors: list[jsonschema.ValidationError]) -> jsonschema.Valid
 
 
 def _explain(error: jsonschema.ValidationError, where: Path_, data: Any) -> str:
-    place = _place(where)
+    at = place(where)
     if error.validator == "additionalProperties":
         node_schema: Any = error.schema
         instance: Any = error.instance
@@ -253,27 +319,37 @@ def _explain(error: jsonschema.ValidationError, where: Path_, data: Any) -> str:
         step: Any = error.instance
         action = next((k for k in step if k in BY_NAME), "this step")
         takes = " or ".join(BY_NAME[action].options) if action in BY_NAME else ""
-        return f"{place}: {action} takes {'only ' + takes if takes else 'no settle or timeout'}"
+        return f"{at}: {action} takes {'only ' + takes if takes else 'no settle or timeout'}"
     if error.validator == "required":
-        return f"{place}: {error.message.replace('is a required property', 'is required')}"
+        return f"{at}: {error.message.replace('is a required property', 'is required')}"
     if error.validator == "type":
-        got = f"{type(error.instance).__name__} {json.dumps(error.instance)}"
-        return f"{place} must be {_article(error.validator_value)}, got {got}"
+        got = f"{type(error.instance).__name__} {_json(error.instance)}"
+        return f"{at} must be {_article(error.validator_value)}, got {got}"
     if error.validator == "const":
-        return f"{place} must be {json.dumps(error.validator_value)}, got {json.dumps(error.instance)}"
-    if error.validator in ("minimum", "exclusiveMinimum"):
-        bound = ">=" if error.validator == "minimum" else ">"
-        return f"{place} must be {bound} {error.validator_value}, got {error.instance}"
-    return f"{place}: {error.message}"
+        return f"{at} must be {json.dumps(error.validator_value)}, got {_json(error.instance)}"
+    if error.validator in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+        bound = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}
+        return f"{at} must be {bound[str(error.validator)]} {error.validator_value}, got {error.instance}"
+    if error.validator == "pattern" and where == ("name",):
+        return f"name must be one line of text without control characters, got {_json(error.instance)}"
+    if error.validator == "pattern" and where[:1] == ("marks",):
+        return f"{at} must be a pytest mark name (a letter, then letters, digits or _), got {_json(error.instance)}"
+    return f"{at}: {error.message}"
 
 
-def _place(where: Path_) -> str:
-    if not where:
-        return "the document"
-    out = str(where[0])
-    for part in where[1:]:
-        out += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return out
+def _name(text: str) -> str:
+    # As written, unless quoting is needed to keep the message one printable line.
+    return text if text.isprintable() else json.dumps(text)
+
+
+def _json(value: Any) -> str:
+    # A spec given in Python may hold what JSON cannot (a date, a set): show it, do not fail on it.
+    return json.dumps(value, default=repr)
+
+
+def _kind(value: Any) -> str:
+    names = {type(None): "null", bool: "true or false", str: "a string", list: "a list", int: "a number"}
+    return names.get(type(value), "a number" if isinstance(value, float) else type(value).__name__)
 
 
 def _article(kind: Any) -> str:
