@@ -76,14 +76,16 @@ _NOT_PRINTABLE = re.compile("[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd
 
 
 class _Resolver(yaml.resolver.Resolver):
-    """PyYAML's implicit types without timestamps: an unquoted 2024-01-01 stays the string it reads
-    as (as in YAML 1.2 and as kubectl sends it); nothing here takes a date."""
+    """PyYAML's implicit types (YAML 1.1) with two changes toward YAML 1.2, which JSON and kubectl
+    follow: an unquoted 2024-01-01 stays the string it reads as (nothing here takes a date), and
+    1e3 or 5e-324 (no dot, as JSON writes them) is a number, not a string."""
 
 
 _Resolver.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag != TIMESTAMP]
     for first, resolvers in yaml.resolver.Resolver.yaml_implicit_resolvers.items()
 }
+_Resolver.add_implicit_resolver(FLOAT, re.compile(r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$"), list("-+0123456789"))
 
 
 _RESOLVER = _Resolver()

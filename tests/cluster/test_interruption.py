@@ -276,7 +276,7 @@ def _owned(core: client.CoreV1Api, tok: str, what: str, owner: Owner, kept: bool
     notes = owner.annotations()
     if kept:
         notes[KEPT_ANNOTATION] = "true"
-    body = client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels=owner.labels(), annotations=notes))
+    body = {"metadata": {"name": name, "labels": owner.labels(), "annotations": notes}}
     core.create_namespace(body)
     return name
 
@@ -304,7 +304,7 @@ def test_clean_deletes_only_what_ended_sessions_left(stateful_cluster: ClusterHa
         "kept": _owned(core, tok, "kept", dead, kept=True),
     }
     unowned = f"stateful-clean-unowned-{tok}-{secrets.token_hex(3)}"
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=unowned)))
+    core.create_namespace({"metadata": {"name": unowned}})
     try:
         kubeconfig = ["--kubeconfig", str(stateful_cluster.kubeconfig), "--context", stateful_cluster.context]
         dry = _clean("--dry-run", *kubeconfig)
@@ -349,19 +349,26 @@ def test_a_released_volume_of_a_vanished_namespace_is_deleted(stateful_cluster: 
     created = []
     for namespace in (gone_ns, other_ns):
         name = f"pv-{namespace}"
+        # A plain dict, not client models: in-process pytester runs of earlier tests can leave two copies
+        # of the model classes in the process, and the client's validation then refuses a mix of them.
         core.create_persistent_volume(
-            client.V1PersistentVolume(
-                metadata=client.V1ObjectMeta(name=name),
-                spec=client.V1PersistentVolumeSpec(
-                    capacity={"storage": "1Mi"},
-                    access_modes=["ReadWriteOnce"],
-                    persistent_volume_reclaim_policy="Retain",
-                    host_path=client.V1HostPathVolumeSource(path=f"/tmp/pytest-stateful-test-{tok}"),
-                    claim_ref=client.V1ObjectReference(
-                        kind="PersistentVolumeClaim", namespace=namespace, name="www-web-0", uid=f"{tok}-uid"
-                    ),
-                ),
-            )
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolume",
+                "metadata": {"name": name},
+                "spec": {
+                    "capacity": {"storage": "1Mi"},
+                    "accessModes": ["ReadWriteOnce"],
+                    "persistentVolumeReclaimPolicy": "Retain",
+                    "hostPath": {"path": f"/tmp/pytest-stateful-test-{tok}"},
+                    "claimRef": {
+                        "kind": "PersistentVolumeClaim",
+                        "namespace": namespace,
+                        "name": "www-web-0",
+                        "uid": f"{tok}-uid",
+                    },
+                },
+            }
         )
         created.append(name)
     try:
@@ -369,7 +376,7 @@ def test_a_released_volume_of_a_vanished_namespace_is_deleted(stateful_cluster: 
         _wait(
             "the volumes are not Released",
             lambda: all(core.read_persistent_volume(n).status.phase == "Released" for n in created),
-            30,
+            90,
         )
         result = _clean("--dry-run")
         assert f"pv-{gone_ns}" in result.stdout and f"pv-{other_ns}" not in result.stdout

@@ -354,6 +354,7 @@ GOOD_CASES: list[tuple[str, str, list[str]]] = [
     ("byte_order_mark", "\ufeff" + BASE, ["app"]),
     ("unquoted_date_is_a_string", BASE + "name: 2024-01-01\n", ["2024-01-01"]),
     ("explicit_str_tag", BASE + "name: !!str 123\n", ["123"]),
+    ("number_as_json_writes_it", BASE + "timeout: 1e3\n", ["app"]),
     ("merge_key", "<<: {manifests: [sts.yaml]}\nexpect: [pod_dns]\nname: merged\n", ["merged"]),
     ("merge_list_first_wins", "<<: [{name: first}, {name: second}]\n" + BASE, ["first"]),
     ("explicit_key_beats_merge", "<<: {name: merged}\nname: own\n" + BASE, ["own"]),
@@ -395,6 +396,10 @@ def bounded(seconds: float) -> Iterator[None]:
     assert time.perf_counter() - started < seconds
 
 
+# What YAML counts as a line break (a lone CR too, as editors do).
+LINE_BREAK = re.compile(rb"\r\n|\r|\n|\xc2\x85|\xe2\x80[\xa8\xa9]")
+
+
 def assert_located(exc: BaseException, files: dict[Path, bytes]) -> None:
     """One sentence that starts with one of `files` and a line inside it (the end counts: an
     unclosed bracket is reported at the line after the last)."""
@@ -403,7 +408,7 @@ def assert_located(exc: BaseException, files: dict[Path, bytes]) -> None:
     match = re.match(r"(.+?):(\d+): \S", text)
     assert match, f"not located: {text}"
     named = Path(match[1]).resolve()
-    sizes = {p.resolve(): content.count(b"\n") + 2 for p, content in files.items()}
+    sizes = {p.resolve(): len(LINE_BREAK.findall(content)) + 2 for p, content in files.items()}
     assert named in sizes, f"names {named}, not one of {list(sizes)}: {text}"
     assert 1 <= int(match[2]) <= sizes[named], text
 
@@ -466,6 +471,15 @@ def test_good_inputs_still_load(name: str, text: str, names: list[str], tmp_path
     with bounded(BOUND):
         specs = load_file(spec)
     assert [s.name for s in specs] == names
+
+
+def test_dates_and_exponents_read_as_kubectl_reads_them(tmp_path: Path) -> None:
+    # YAML 1.2 (JSON, kubectl): an unquoted date is a string, 1e3 is a number.
+    _project(tmp_path)
+    spec = tmp_path / "app.stateful.yaml"
+    spec.write_text(BASE + "name: 2024-01-01\ntimeout: 1e3\n")
+    (loaded,) = load_file(spec)
+    assert (loaded.name, loaded.timeout) == ("2024-01-01", 1000.0)
 
 
 def test_merged_step_options_and_aliases_load_as_written(tmp_path: Path) -> None:
