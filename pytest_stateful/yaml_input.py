@@ -22,6 +22,7 @@ import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -227,26 +228,46 @@ def _compose(text: str, path: Path, limits: Limits) -> Iterator[yaml.Node]:
         if name is not None:
             anchors[name] = node
 
+    # Dispatch on the event's exact class, most frequent first: a long file is mostly scalars.
+    loader = _LOADER(text)
     try:
-        events: Iterator[Any] = yaml.parse(text, Loader=_LOADER)
-        for event in events:
-            start: Any = event.start_mark
-            end: Any = event.end_mark
-            line = start.line + 1
-            if isinstance(event, yaml.DocumentStartEvent):
-                anchors, root, empty, started = {}, None, False, line
-            elif isinstance(event, yaml.DocumentEndEvent):
-                if root is not None and not empty:
-                    # Empty documents are not counted: they cost nothing, and the size limit bounds them.
-                    if len(roots) >= limits.max_documents:
-                        fail(
-                            path,
-                            started,
-                            f"more than {limits.max_documents} YAML documents in one {limits.kind} file: "
-                            "split it into several files",
-                        )
-                    roots.append(root)
-            elif isinstance(event, yaml.AliasEvent):
+        while True:
+            event: Any = loader.get_event()
+            cls = type(event)
+            if cls is yaml.ScalarEvent:
+                tag = event.tag
+                if tag is None or tag == "!":
+                    tag = _resolve_scalar(event.value, event.implicit)
+                # Nothing written at all (a lone, doubled or trailing ---) is an empty document, to be
+                # left out; an explicit null (~, null, '') is not.
+                empty = not stack and event.value == "" and event.tag is None and event.anchor is None
+                empty = empty and not event.style
+                scalar = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, style=event.style)
+                anchor(event.anchor, scalar)
+                add(scalar)
+            elif cls is yaml.MappingStartEvent or cls is yaml.SequenceStartEvent:
+                if len(stack) >= limits.max_depth:
+                    _too_deep(path, event.start_mark.line + 1, limits)
+                kind = yaml.SequenceNode if cls is yaml.SequenceStartEvent else yaml.MappingNode
+                tag = event.tag
+                if tag is None or tag == "!":
+                    tag = _RESOLVER.resolve(kind, None, event.implicit)  # type: ignore[no-untyped-call]
+                node: Any = kind(tag, [], event.start_mark, event.end_mark, flow_style=event.flow_style)
+                anchor(event.anchor, node)
+                open_nodes.add(id(node))
+                stack.append((node, []))
+            elif cls is yaml.MappingEndEvent or cls is yaml.SequenceEndEvent:
+                node, children = stack.pop()
+                open_nodes.discard(id(node))
+                node.value = (
+                    children
+                    if isinstance(node, yaml.SequenceNode)
+                    else list(zip(children[::2], children[1::2], strict=True))
+                )
+                node.end_mark = event.end_mark
+                add(node)
+            elif cls is yaml.AliasEvent:
+                line = event.start_mark.line + 1
                 target = anchors.get(str(event.anchor))
                 if target is None:
                     fail(
@@ -262,46 +283,46 @@ def _compose(text: str, path: Path, limits: Limits) -> Iterator[yaml.Node]:
                         f"the alias *{event.anchor} is inside the value it names, so it never ends: "
                         "an alias cannot contain itself",
                     )
-                add(_Alias(target, start, end))
-            elif isinstance(event, yaml.ScalarEvent):
-                tag = event.tag
-                if tag is None or tag == "!":
-                    tag = _RESOLVER.resolve(yaml.ScalarNode, event.value, event.implicit)  # type: ignore[no-untyped-call]
-                # Nothing written at all (a lone, doubled or trailing ---) is an empty document, to be
-                # left out; an explicit null (~, null, '') is not.
-                empty = not stack and event.value == "" and event.tag is None and event.anchor is None
-                empty = empty and not event.style
-                scalar = yaml.ScalarNode(tag, event.value, start, end, style=event.style)
-                anchor(event.anchor, scalar)
-                add(scalar)
-            elif isinstance(event, yaml.SequenceStartEvent | yaml.MappingStartEvent):
-                if len(stack) >= limits.max_depth:
-                    _too_deep(path, line, limits)
-                kind = yaml.SequenceNode if isinstance(event, yaml.SequenceStartEvent) else yaml.MappingNode
-                tag = event.tag
-                if tag is None or tag == "!":
-                    tag = _RESOLVER.resolve(kind, None, event.implicit)  # type: ignore[no-untyped-call]
-                node: Any = kind(tag, [], start, end, flow_style=event.flow_style)
-                anchor(event.anchor, node)
-                open_nodes.add(id(node))
-                stack.append((node, []))
-            elif isinstance(event, yaml.SequenceEndEvent | yaml.MappingEndEvent):
-                node, children = stack.pop()
-                open_nodes.discard(id(node))
-                node.value = (
-                    children
-                    if isinstance(node, yaml.SequenceNode)
-                    else list(zip(children[::2], children[1::2], strict=True))
-                )
-                node.end_mark = end
-                add(node)
+                add(_Alias(target, event.start_mark, event.end_mark))
+            elif cls is yaml.DocumentStartEvent:
+                anchors, root, empty, started = {}, None, False, event.start_mark.line + 1
+            elif cls is yaml.DocumentEndEvent:
+                if root is not None and not empty:
+                    # Empty documents are not counted: they cost nothing, and the size limit bounds them.
+                    if len(roots) >= limits.max_documents:
+                        fail(
+                            path,
+                            started,
+                            f"more than {limits.max_documents} YAML documents in one {limits.kind} file: "
+                            "split it into several files",
+                        )
+                    roots.append(root)
+            elif cls is yaml.StreamEndEvent or event is None:
+                break
     except yaml.YAMLError as exc:
         mark: Any = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         problem = getattr(exc, "problem", None) or exc
         if "maximum nesting depth" in str(problem):
             _too_deep(path, mark.line + 1 if mark is not None else 1, limits)
         fail(path, mark.line + 1 if mark is not None else 1, f"not valid YAML: {problem}")
+    finally:
+        loader.dispose()
     return iter(roots)
+
+
+def _resolve_scalar(value: str, implicit: tuple[bool, bool]) -> str:
+    # A long file repeats its keys and small values: resolving each short text once saves a regex
+    # walk; long texts are not kept (the cache would hold them).
+    if len(value) <= 64:
+        return _resolve_short(value, implicit)
+    tag: str = _RESOLVER.resolve(yaml.ScalarNode, value, implicit)  # type: ignore[no-untyped-call]
+    return tag
+
+
+@lru_cache(maxsize=4096)
+def _resolve_short(value: str, implicit: tuple[bool, bool]) -> str:
+    tag: str = _RESOLVER.resolve(yaml.ScalarNode, value, implicit)  # type: ignore[no-untyped-call]
+    return tag
 
 
 def _too_many(path: Path, line: int, limits: Limits, via: int | None) -> NoReturn:
