@@ -19,6 +19,22 @@ import dns.rdatatype
 
 from pytest_stateful.errors import ClusterError, UsageError
 
+# The `exec` strategy, run as `sh -c RESOLVE resolve NAME` inside a pod (its own container or an
+# ephemeral probe): the A records of NAME, trying resolv.conf's search domains first (ndots:5), as
+# libc would; busybox nslookup ignores the search list. Exit 127: the container has no nslookup.
+RESOLVE = r"""
+command -v nslookup >/dev/null || exit 127
+name=$1
+for domain in $(sed -n 's/^search //p' /etc/resolv.conf) ""; do
+    query=$name${domain:+.$domain}
+    if out=$(nslookup -type=a "$query" 2>/dev/null); then
+        echo "$out" | sed -n '/^Name:/,$ s/^Address: *//p'
+        exit 0
+    fi
+done
+exit 1
+"""
+
 
 class Resolver(Protocol):
     """What probes need from a DNS strategy."""

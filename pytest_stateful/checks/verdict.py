@@ -43,6 +43,10 @@ class Verdict:
     summary: str
     fidelity: str = "api"
     node: NodeStatus = "not available"
+    # Where node-level evidence came from: "ephemeral probe (web-0, web-1)", "own container (...)",
+    # "not available: on a simulated node (KWOK), where no container runs (web-0)"; "" for checks
+    # that have no node-level probe.
+    node_source: str = ""
     violations: list[Violation] = field(default_factory=list)
     diagnosis: list[str] = field(default_factory=list)
     timings: dict[str, Any] = field(default_factory=dict)
@@ -70,7 +74,10 @@ class Verdict:
         if self.evidence:
             lines.append("timeline around the first violation:")
             lines += ["  " + row for row in self.evidence.splitlines()]
-        lines.append(f"node-level evidence: {self.node}")
+        if self.node_source.startswith("not available"):
+            lines.append(f"node-level evidence: {self.node_source}")
+        else:
+            lines.append(f"node-level evidence: {self.node}" + (f" - {self.node_source}" if self.node_source else ""))
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -80,6 +87,7 @@ class Verdict:
             "summary": self.summary,
             "fidelity": self.fidelity,
             "node": self.node,
+            "node_source": self.node_source,
             "violations": [{"message": v.message, "seq": v.at.seq if v.at else None} for v in self.violations],
             "diagnosis": list(self.diagnosis),
             "timings": dict(self.timings),
@@ -141,8 +149,12 @@ def evidence_around(timeline: Timeline, at: Entry, kinds: Sequence[str] = ()) ->
 
 
 def node_level(verdict: Verdict, timeline: Timeline, probe: str) -> Verdict:
-    """Fold in-container probe results into a verdict; without any, node level is not available."""
-    results = [e for e in timeline.of(PROBE) if e.get("probe") == probe]
+    """Fold in-container probe results into a verdict, and say where they came from; without
+    any, node level is not available, and the pods that could not be probed say why."""
+    probes = timeline.of(PROBE)
+    results = [e for e in probes if e.type == "exec" and e.get("probe") == probe]
+    missing = [e for e in probes if e.type == "unavailable"]
+    verdict.node_source = node_source(results, missing)
     if not results:
         return verdict
     failures = [e for e in results if not e.get("ok")]
@@ -156,3 +168,28 @@ def node_level(verdict: Verdict, timeline: Timeline, probe: str) -> Verdict:
         verdict.status = "failed"
         verdict.violations.append(Violation(message, first))
     return verdict
+
+
+def node_source(results: Sequence[Entry], missing: Sequence[Entry]) -> str:
+    """ "ephemeral probe (web-0, web-1); not available for web-2: <why>", from probe entries."""
+    by_way: dict[str, list[str]] = {}
+    for e in results:
+        by_way.setdefault(str(e.get("via") or "own container"), []).append(str(e.get("pod")))
+    probed = {pod for pods in by_way.values() for pod in pods}
+    by_reason: dict[str, list[str]] = {}
+    for e in missing:
+        pod = str(e.get("pod"))
+        if pod not in probed:
+            by_reason.setdefault(str(e.get("reason")), []).append(pod)
+    parts = [f"{way} ({_names(pods)})" for way, pods in sorted(by_way.items())]
+    if not parts and not by_reason:
+        return "not available: no node-level probe ran"
+    if not parts:
+        return "; ".join(f"not available: {why} ({_names(pods)})" for why, pods in by_reason.items())
+    parts += [f"not available for {_names(pods)}: {why}" for why, pods in by_reason.items()]
+    return "; ".join(parts)
+
+
+def _names(pods: Sequence[str]) -> str:
+    unique = sorted(set(pods), key=lambda p: (len(p), p))
+    return ", ".join(unique[:6]) + (f" and {len(unique) - 6} more" if len(unique) > 6 else "")

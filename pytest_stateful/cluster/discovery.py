@@ -15,16 +15,29 @@ class Discovery:
 
     def __init__(self, api: Any) -> None:
         self.api = api
-        self._served: dict[str, dict[str, bool] | None] = {}
+        # apiVersion -> kind -> (namespaced, resource name), or None when the apiVersion is not served.
+        self._served: dict[str, dict[str, tuple[bool, str]] | None] = {}
 
     def namespaced(self, api_version: str, kind: str) -> bool | None:
         """True/False from discovery; None when the cluster does not serve that kind."""
+        served = self._kind(api_version, kind)
+        return None if served is None else served[0]
+
+    def path(self, api_version: str, kind: str, namespace: str, name: str) -> str | None:
+        """The URL path of one namespaced object, or None when the cluster does not serve that kind."""
+        served = self._kind(api_version, kind)
+        if served is None:
+            return None
+        root = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+        return f"{root}/namespaces/{namespace}/{served[1]}/{name}"
+
+    def _kind(self, api_version: str, kind: str) -> tuple[bool, str] | None:
         if api_version not in self._served:
             self._served[api_version] = self._resources(api_version)
         served = self._served[api_version]
         return None if served is None else served.get(kind)
 
-    def _resources(self, api_version: str) -> dict[str, bool] | None:
+    def _resources(self, api_version: str) -> dict[str, tuple[bool, str]] | None:
         path = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
         try:
             method, url, headers, body, _ = self.api.param_serialize("GET", path, auth_settings=["BearerToken"])
@@ -41,7 +54,7 @@ class Discovery:
                 return None
             raise api_error(exc, f"ask the API server which kinds {api_version} has") from exc
         return {
-            r["kind"]: bool(r.get("namespaced"))
+            r["kind"]: (bool(r.get("namespaced")), str(r.get("name", "")))
             for r in listed.get("resources") or []
             if "/" not in r.get("name", "")  # subresources (pods/log) are not kinds of their own
         }

@@ -19,6 +19,12 @@ from pytest_stateful.dns import Resolver
 PROVIDERS = ("local", "existing", "kind")
 # The local cluster's KWOK stages hold a pod with this label NotReady (cluster/stages.py).
 UNREADY_LABEL = "pytest-stateful.io/unready"
+# KWOK marks the nodes it simulates with annotations under this prefix (kwok.x-k8s.io/node=fake):
+# no container runs on them, so no probe can run inside their pods.
+KWOK_PREFIX = "kwok.x-k8s.io/"
+# The probe image of ephemeral probe containers when none is chosen: it has a shell, hostname and
+# nslookup. The local cluster uses its own tools image instead (no registry there).
+PROBE_IMAGE = "busybox:1.36"
 
 
 @dataclass
@@ -28,8 +34,8 @@ class ClusterHandle:
     context: str
     api: client.ApiClient
     resolver: Resolver | None = None
-    # Commands can run inside containers (hostname, DNS from inside a pod, volume markers).
-    node_level: bool = False
+    # The image of the ephemeral container that probes pods whose own image lacks the tools.
+    probe_image: str = PROBE_IMAGE
     # A pod labelled UNREADY_LABEL=true is held NotReady (the local cluster's KWOK stages).
     holds_unready: bool = False
     # Steps may change Nodes (cordon for drain_node): only on a cluster that is ours to change.
@@ -38,6 +44,8 @@ class ClusterHandle:
     # The helm program charts are rendered with (the built one, else one on PATH), or None.
     helm: str | None = None
     close: Callable[[], None] = field(default=lambda: None)
+    # node name -> why no container runs there ("" for a real node, or one the account may not read).
+    _nodes: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def core(self) -> client.CoreV1Api:
@@ -51,6 +59,30 @@ class ClusterHandle:
     def discovery(self) -> Discovery:
         """The API server's discovery: which kinds it serves and which are namespaced (cached)."""
         return Discovery(self.api)
+
+    def no_containers(self, node: str) -> str:
+        """Why no container runs on `node` ("" when it runs them, or cannot be asked). Decided per
+        node, not per provider: a cluster may mix real nodes with KWOK's simulated ones."""
+        from pytest_stateful.cluster.api import call
+        from pytest_stateful.errors import Forbidden, NotFound, StatefulError
+
+        if not node:
+            return "not scheduled on a node"
+        if node not in self._nodes:
+            try:
+                read = call(f"read node {node}", self.core.read_node, node, retry=True)
+            except NotFound:
+                return f"node {node} no longer exists"
+            except Forbidden:
+                # A namespaced account may not read nodes: try the probe; its failure says why.
+                self._nodes[node] = ""
+                return ""
+            except StatefulError as exc:
+                return f"could not read node {node}: {exc}"  # not remembered: asked again next time
+            annotations = dict(read.metadata.annotations or {})
+            simulated = any(k.startswith(KWOK_PREFIX) for k in annotations)
+            self._nodes[node] = "on a simulated node (KWOK), where no container runs" if simulated else ""
+        return self._nodes[node]
 
     def health(self) -> str | None:
         """None while the API server says it is ready (/readyz); else what it says, or that it does not answer."""
@@ -82,5 +114,7 @@ class ClusterHandle:
 
     def describe(self) -> str:
         dns = self.resolver.address if self.resolver else "none"
-        level = "node" if self.node_level else "api (simulated nodes: no container runs and no image is pulled)"
-        return f"{self.provider} cluster, context {self.context} ({self.kubeconfig}), DNS {dns}, evidence {level}"
+        return (
+            f"{self.provider} cluster, context {self.context} ({self.kubeconfig}), DNS {dns}, node-level probes "
+            f"on real nodes (own container, else ephemeral {self.probe_image}); none on simulated nodes"
+        )

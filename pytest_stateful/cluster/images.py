@@ -14,26 +14,17 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from pytest_stateful.dns import RESOLVE
 from pytest_stateful.errors import ImageError
 
 REPOSITORY = "pytest-stateful.local/tools"
 PAUSE = "pytest-stateful.local/pause:1"
 COREDNS = "pytest-stateful.local/coredns:1"
 TAGS = [str(n) for n in range(1, 10)]
-APPLETS = ("sh", "hostname", "nslookup", "httpd", "sleep", "cat", "echo", "ls", "mkdir", "rm", "test", "wget")
+APPLETS = ("sh", "hostname", "nslookup", "httpd", "sleep", "cat", "echo", "ls", "mkdir", "rm", "test", "wget", "sed")
+# Bumped when what build_images makes changes, so a cached older build is made again.
+IMAGES_VERSION = 2
 BUSYBOX = Path("/bin/busybox")
-RESOLVE = r"""#!/bin/sh
-# resolve NAME: the addresses NAME has, trying resolv.conf's search domains first (ndots:5).
-name=$1
-for domain in $(sed -n 's/^search //p' /etc/resolv.conf) ""; do
-    query=$name${domain:+.$domain}
-    if out=$(nslookup -type=a "$query" 2>/dev/null); then
-        echo "$out" | sed -n '/^Name:/,$ s/^Address: *//p'
-        exit 0
-    fi
-done
-exit 1
-"""
 
 
 def _run(args: list[str], cwd: Path | None = None) -> None:
@@ -43,9 +34,15 @@ def _run(args: list[str], cwd: Path | None = None) -> None:
 
 
 def build_archive(
-    target: Path, tag: str, entrypoint: list[str], cmd: list[str], extra: dict[str, Path] | None = None
+    target: Path,
+    tag: str,
+    entrypoint: list[str],
+    cmd: list[str],
+    extra: dict[str, Path] | None = None,
+    applets: tuple[str, ...] = APPLETS,
 ) -> Path:
-    """An OCI image layout, tarred: busybox-static and its applets, with this entrypoint."""
+    """An OCI image layout, tarred: busybox-static and these applets, with this entrypoint.
+    Without applets the image has no shell and no tools: only /bin/busybox, run by its full path."""
     for tool in ("umoci",):
         if shutil.which(tool) is None:
             raise ImageError(f"{tool} is not installed: run `./run setup --real-node` (apt-get install umoci)")
@@ -60,15 +57,16 @@ def build_archive(
         for sub in ("bin", "etc", "tmp", "www", "data"):
             (rootfs / sub).mkdir(parents=True, exist_ok=True)
         shutil.copy2(BUSYBOX, rootfs / "bin" / "busybox")
-        for applet in APPLETS:
+        for applet in applets:
             (rootfs / "bin" / applet).symlink_to("busybox")
         (rootfs / "www" / "index.html").write_text("pytest-stateful\n")
         for name, source in (extra or {}).items():
             shutil.copy2(source, rootfs / "bin" / name)
-        # busybox nslookup ignores resolv.conf's search list; `resolve NAME` applies it, as libc would.
-        resolve = rootfs / "bin" / "resolve"
-        resolve.write_text(RESOLVE)
-        resolve.chmod(0o755)
+        if "sh" in applets:
+            # busybox nslookup ignores resolv.conf's search list; `resolve NAME` applies it, as libc would.
+            resolve = rootfs / "bin" / "resolve"
+            resolve.write_text("#!/bin/sh\n" + RESOLVE)
+            resolve.chmod(0o755)
         (rootfs / "etc" / "passwd").write_text("root:x:0:0:root:/:/bin/sh\n")
         _run(["umoci", "repack", "--image", f"{layout}:{tag}", str(bundle)])
         config = ["umoci", "config", "--image", f"{layout}:{tag}", "--config.workingdir", "/"]
@@ -88,17 +86,27 @@ def build_images(directory: Path, coredns: Path) -> dict[str, Path]:
         "tools": directory / "tools.tar",
         "coredns": directory / "coredns.tar",
     }
-    if stamp.is_file() and all(p.is_file() for p in archives.values()):
+    wanted = {"busybox": BUSYBOX.resolve().name, "version": IMAGES_VERSION}
+    if stamp.is_file() and all(p.is_file() for p in archives.values()) and _stamp(stamp) == wanted:
         return archives
-    build_archive(archives["pause"], "1", ["/bin/sleep"], ["2147483647"])
+    # The pause image is shell-less, as the real one is: a workload running it can only be probed
+    # from an ephemeral container.
+    build_archive(archives["pause"], "1", ["/bin/busybox", "sleep"], ["2147483647"], applets=())
     # PID 1 gets no default signal handlers: without the trap, SIGTERM is ignored and every
     # pod takes its whole grace period (30 s) to stop.
     serve = "trap 'exit 0' TERM; httpd -f -p 80 -h /www & wait"
     build_archive(archives["tools"], "1", ["/bin/sh", "-c"], [serve])
     # The cluster DNS as a pod too (k8s-app=kube-dns), as on kind: what port-forward probing talks to.
     build_archive(archives["coredns"], "1", ["/bin/coredns"], [], extra={"coredns": coredns})
-    stamp.write_text(json.dumps({"busybox": BUSYBOX.resolve().name}) + "\n")
+    stamp.write_text(json.dumps(wanted) + "\n")
     return archives
+
+
+def _stamp(path: Path) -> object:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def import_images(archives: dict[str, Path], address: Path) -> list[str]:

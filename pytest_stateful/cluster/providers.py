@@ -24,9 +24,10 @@ from kubernetes import client, config
 from pytest_stateful.cluster.api import call
 from pytest_stateful.cluster.build import HELM_VERSION, cache_dir
 from pytest_stateful.cluster.handle import PROVIDERS, ClusterHandle
+from pytest_stateful.cluster.images import REPOSITORY as TOOLS_IMAGE
 from pytest_stateful.cluster.local import LocalCluster
 from pytest_stateful.dns import DirectResolver, PortForwardResolver, Resolver
-from pytest_stateful.errors import ClusterError, ProviderUnavailable
+from pytest_stateful.errors import ClusterError, Forbidden, ProviderUnavailable
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,8 @@ class ProviderOptions:
     context: str | None = None
     dns: str | None = None
     node: str = "simulated"  # local provider: "real" adds a kubelet (node-level evidence)
+    # The ephemeral probe container's image; None: the provider's default.
+    probe_image: str | None = None
 
 
 def connect(opts: ProviderOptions, log: Callable[[str], None] = print) -> ClusterHandle:
@@ -48,6 +51,8 @@ def connect(opts: ProviderOptions, log: Callable[[str], None] = print) -> Cluste
     else:
         raise ClusterError(f"unknown cluster provider {opts.provider!r}; choose one of {', '.join(PROVIDERS)}")
     handle.helm = helm_binary()
+    if opts.probe_image:
+        handle.probe_image = opts.probe_image
     return handle
 
 
@@ -94,7 +99,8 @@ def _local(opts: ProviderOptions, log: Callable[[str], None]) -> ClusterHandle:
         cluster.context,
         api,
         resolver=DirectResolver(opts.dns or cluster.dns_address),
-        node_level=cluster.real,
+        # No registry here: the probe runs from the real node's own tools image.
+        probe_image=f"{TOOLS_IMAGE}:1",
         holds_unready=True,
         drains_nodes=True,
         close=api.close,
@@ -125,13 +131,16 @@ def _resolver(opts: ProviderOptions, api: client.ApiClient) -> Resolver | None:
     if dns:
         return DirectResolver(dns)
     core = client.CoreV1Api(api)
-    kube_dns = call(
-        "list kube-dns pods in kube-system",
-        core.list_namespaced_pod,
-        "kube-system",
-        label_selector="k8s-app=kube-dns",
-        retry=True,
-    )
+    try:
+        kube_dns = call(
+            "list kube-dns pods in kube-system",
+            core.list_namespaced_pod,
+            "kube-system",
+            label_selector="k8s-app=kube-dns",
+            retry=True,
+        )
+    except Forbidden:
+        return None  # a namespaced account: name a DNS server with --stateful-dns
     if kube_dns.items:
         return PortForwardResolver(core)
     return None
@@ -175,7 +184,7 @@ def _kind(opts: ProviderOptions, log: Callable[[str], None]) -> ClusterHandle:
         api.close()
         kind.delete()
 
-    return ClusterHandle("kind", path, context, api, resolver=_resolver(opts, api), node_level=True, close=close)
+    return ClusterHandle("kind", path, context, api, resolver=_resolver(opts, api), close=close)
 
 
 __all__ = ["PROVIDERS", "ClusterHandle", "ProviderOptions", "ProviderUnavailable", "connect"]

@@ -14,14 +14,21 @@ import pytest
 
 from pytest_stateful.checks import Verdict
 from pytest_stateful.cluster.providers import ClusterHandle, ProviderOptions, connect
-from pytest_stateful.errors import ClusterError, ProviderUnavailable
+from pytest_stateful.errors import ClusterError, ProviderUnavailable, StatefulError
 from pytest_stateful.plugin.progress import LiveProgress, say
 from pytest_stateful.plugin.settings import Settings
 from pytest_stateful.report import write_reports
 from pytest_stateful.spec.runner import SpecRun, run_spec
+from pytest_stateful.workload import shared
 from pytest_stateful.workload.cleanup import sweep
 from pytest_stateful.workload.handle import StatefulSetHandle
-from pytest_stateful.workload.session import Recording, create_namespace, delete_namespace, forget_namespace
+from pytest_stateful.workload.session import (
+    Recording,
+    cleanup_at_exit,
+    create_namespace,
+    delete_namespace,
+    forget_namespace,
+)
 
 # Per test: the handles it worked on (fixture, YAML spec or marker), its reports by phase.
 handles_key = pytest.StashKey[list[StatefulSetHandle]]()
@@ -52,7 +59,7 @@ def cluster_for(config: pytest.Config) -> ClusterHandle:
     cached = config.stash.get(_cluster_key, None)
     if cached is None:
         s = Settings.of(config)
-        opts = ProviderOptions(s.provider, s.kubeconfig, s.context, s.dns, s.node)
+        opts = ProviderOptions(s.provider, s.kubeconfig, s.context, s.dns, s.node, s.probe_image)
 
         def log(line: str) -> None:
             if config.get_verbosity() >= 0:
@@ -123,10 +130,20 @@ def close_cluster(config: pytest.Config) -> None:
 
 @contextmanager
 def fresh_namespace(
-    config: pytest.Config, cluster: ClusterHandle, test: str, failed: Callable[[], bool] = lambda: False
+    config: pytest.Config,
+    cluster: ClusterHandle,
+    test: str,
+    failed: Callable[[], bool] = lambda: False,
+    existing: str | None = None,
 ) -> Iterator[str]:
     """A namespace of its own for one test; deleted afterwards, or kept when the test failed
-    and --stateful-keep-namespace asks for it."""
+    and --stateful-keep-namespace asks for it. With --stateful-namespace (or `existing`), the test
+    runs in that existing namespace instead, and only what it created there is deleted."""
+    existing = existing or Settings.of(config).namespace
+    if existing:
+        with shared_namespace(config, cluster, existing, test):
+            yield existing
+        return
     name = create_namespace(cluster, test)
     ok = False
     try:
@@ -140,11 +157,31 @@ def fresh_namespace(
             delete_namespace(name)
 
 
+@contextmanager
+def shared_namespace(config: pytest.Config, cluster: ClusterHandle, name: str, test: str) -> Iterator[None]:
+    """An existing namespace for one test: what the test created there is deleted afterwards, and
+    the wait for its pods and claims to go is bounded; what stayed is said, never silently left."""
+    cleanup_at_exit()
+    try:
+        shared.enter(cluster, name)
+    except StatefulError as exc:
+        pytest.fail(f"pytest-stateful: {exc}", pytrace=False)
+    try:
+        yield
+    finally:
+        left = shared.clean(name)
+        if left:
+            say(config, f"\n[stateful] {test}: could not delete from namespace {name}: {', '.join(left)}")
+
+
 def run_spec_in_fresh_namespace(config: pytest.Config, test: str, run: SpecRun) -> None:
     """What a YAML document and the marker share: a namespace of its own, the spec run in it."""
     s = Settings.of(config)
     cluster = cluster_for(config)
-    with fresh_namespace(config, cluster, test) as namespace, LiveProgress(config) as progress:
+    with (
+        fresh_namespace(config, cluster, test, existing=run.spec.namespace) as namespace,
+        LiveProgress(config) as progress,
+    ):
         run_spec(run.spec, cluster, namespace, s.timeout, run=run, progress=progress, image=s.image)
 
 
@@ -178,6 +215,8 @@ def collect_verdicts(item: pytest.Item) -> None:
         item.user_properties.append((f"stateful.{guarantee}", verdict.status))
         item.user_properties.append((f"stateful.{guarantee}.fidelity", verdict.fidelity))
         item.user_properties.append((f"stateful.{guarantee}.node", verdict.node))
+        if verdict.node_source:
+            item.user_properties.append((f"stateful.{guarantee}.node_source", verdict.node_source))
         for key, value in verdict.timings.items():
             item.user_properties.append((f"stateful.{guarantee}.{key}", value))
     directory = Settings.of(item.config).report_dir

@@ -44,6 +44,20 @@ def add_options(parser: pytest.Parser) -> None:
         "appearance) instead of the manifests' images; the real node's images are "
         "pytest-stateful.local/tools (ini: stateful_image)",
     )
+    group.addoption(
+        "--stateful-probe-image",
+        default=None,
+        metavar="IMAGE",
+        help="image of the ephemeral container that probes pods whose own image has no shell, hostname or "
+        "nslookup (ini: stateful_probe_image; default busybox:1.36, the local cluster's tools image there)",
+    )
+    group.addoption(
+        "--stateful-namespace",
+        default=None,
+        metavar="NAME",
+        help="run every test in this existing namespace instead of creating one: only the objects the run "
+        "created there are deleted (ini: stateful_namespace)",
+    )
     group.addoption("--kubeconfig", default=None, help="kubeconfig file for --stateful-cluster=existing")
     group.addoption("--kube-context", default=None, help="context in --kubeconfig for --stateful-cluster=existing")
     group.addoption(
@@ -78,6 +92,8 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("stateful_report_dir", "directory for per-test reports", default="")
     parser.addini("stateful_node", "local cluster nodes: simulated or real", default="simulated")
     parser.addini("stateful_image", "image repository that replaces the manifests' images", default="")
+    parser.addini("stateful_probe_image", "image of the ephemeral probe container", default="")
+    parser.addini("stateful_namespace", "existing namespace to run in instead of fresh ones", default="")
     parser.addini(
         "stateful_patterns",
         "file name patterns collected as stateful specs",
@@ -92,6 +108,8 @@ class Settings:
     provider: str
     node: str
     image: str | None
+    probe_image: str | None
+    namespace: str | None
     kubeconfig: str | None
     context: str | None
     dns: str | None
@@ -133,6 +151,8 @@ class Settings:
             provider=provider,
             node=node,
             image=str(option("stateful_image") or ini("stateful_image")) or None,
+            probe_image=str(option("stateful_probe_image") or ini("stateful_probe_image")) or None,
+            namespace=str(option("stateful_namespace") or ini("stateful_namespace")) or None,
             kubeconfig=_text(option("kubeconfig")),
             context=_text(option("kube_context")),
             dns=_text(option("stateful_dns")),

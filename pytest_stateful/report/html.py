@@ -30,6 +30,13 @@ def render_html(report: Mapping[str, Any]) -> str:
     verdicts: Mapping[str, Any] = report.get("verdicts", {})
     chart = _chart(timeline, sts, verdicts)
     rows = "".join(_verdict_row(v, timeline) for v in verdicts.values())
+    # The header says, per guarantee, where node-level evidence came from (or why there is none).
+    sources = "".join(
+        f"<li>{html.escape(str(v.get('guarantee')))}: {html.escape(str(v['node_source']))}</li>"
+        for v in verdicts.values()
+        if v.get("node_source")
+    )
+    node_header = f'<div class="meta">node-level evidence<ul>{sources}</ul></div>' if sources else ""
     errors = [str(x) for x in report.get("watch_errors", [])]
     if errors:
         shown = "\n".join(html.escape(x) for x in errors[-10:])
@@ -58,6 +65,7 @@ svg text {{ font: 11px system-ui, sans-serif; }}
 <div class="meta">StatefulSet <b>{html.escape(sts)}</b> in namespace {html.escape(str(subject.get("namespace", "")))}
  &middot; {html.escape(str(subject.get("cluster", "")))} &middot;
  outcome <b class="outcome-{html.escape(outcome)}">{html.escape(outcome)}</b></div>
+{node_header}
 <div class="legend">{"".join(f'<span><i style="background:{c}"></i>{k}</span>' for k, c in COLORS.items())}
 <span><i style="background:#4063d8;border-radius:6px"></i>DNS answer (label: seconds after Ready)</span>
 <span><i style="background:#b3261e"></i>violation</span></div>
@@ -186,9 +194,10 @@ def _verdict_row(v: Mapping[str, Any], timeline: Timeline) -> str:
     body = "<br>".join(evidence)
     if extra:
         body += "<pre>" + "\n".join(extra) + "</pre>"
+    source = f"<br><small>{html.escape(str(v['node_source']))}</small>" if v.get("node_source") else ""
     return (
         f"<tr><td>{html.escape(str(v.get('guarantee')))}</td>"
         f'<td class="{html.escape(status.replace(" ", "-"))}">{status}</td>'
-        f"<td>{html.escape(str(v.get('fidelity')))}</td><td>{html.escape(str(v.get('node')))}</td>"
+        f"<td>{html.escape(str(v.get('fidelity')))}</td><td>{html.escape(str(v.get('node')))}{source}</td>"
         f"<td>{body}</td></tr>"
     )

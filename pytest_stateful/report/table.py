@@ -38,7 +38,7 @@ def guarantee_table(rows: Mapping[str, Mapping[str, Verdict]]) -> list[str]:
     node = {v.node for verdicts in rows.values() for v in verdicts.values()}
     if node == {"not available"}:
         lines.append(
-            "all verdicts at api level: node-level evidence is not available on simulated nodes "
-            "(no container runs there and no image is pulled: a wrong image shows only on a real node)"
+            "all verdicts at api level: no node-level probe ran (on simulated nodes no container runs and no "
+            "image is pulled; elsewhere each test's report says why)"
         )
     return lines

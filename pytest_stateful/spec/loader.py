@@ -57,6 +57,7 @@ class Spec:
     manifests: tuple[Path, ...] = ()
     chart: Mapping[str, Any] | None = None
     statefulset: str | None = None
+    namespace: str | None = None
     timeout: float | None = None
     marks: tuple[str, ...] = ()
     steps: tuple[Step, ...] = ()
@@ -177,6 +178,7 @@ def _build(path: Path, index: int, line: int, data: Any, lines: dict[Path_, int]
         manifests=tuple(manifests),
         chart=chart,
         statefulset=statefulset,
+        namespace=data.get("namespace"),
         timeout=data.get("timeout"),
         marks=tuple(data.get("marks", [])),
         steps=steps,

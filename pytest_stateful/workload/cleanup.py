@@ -253,6 +253,8 @@ def sweep(
             retry=True,
             _request_timeout=CLEANUP_TIMEOUT,
         )
+    except Forbidden:
+        return result  # a namespaced account (--stateful-namespace): it cannot have created namespaces
     except ApiError as exc:
         result.errors.append(str(exc))
         return result
@@ -291,9 +293,9 @@ def sweep(
 def _delete_namespace(core: client.CoreV1Api, name: str, uid: str) -> None:
     """Delete a namespace; gone already or already terminating counts as done."""
     # The uid precondition: a namespace recreated under the same name since the list is not ours to judge.
-    body = client.V1DeleteOptions(
-        propagation_policy="Background", preconditions=client.V1Preconditions(uid=uid) if uid else None
-    )
+    body: dict[str, object] = {"propagationPolicy": "Background"}
+    if uid:
+        body["preconditions"] = {"uid": uid}
     with contextlib.suppress(NotFound, Conflict):
         call(f"delete namespace {name}", core.delete_namespace, name, body=body, _request_timeout=CLEANUP_TIMEOUT)
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from kubernetes import client, utils
+from kubernetes import utils
 
 from pytest_stateful.checks import Subject, Verdict, run_check
 from pytest_stateful.cluster.api import CLIENT_FAILURES, call
@@ -30,13 +30,16 @@ from pytest_stateful.errors import (
     StatefulError,
     StepError,
     StepTimeout,
+    UsageError,
     api_error,
 )
 from pytest_stateful.recorder import Recorder
 from pytest_stateful.timeline import RETRY, Entry, Timeline
+from pytest_stateful.workload.cleanup import this_process
 from pytest_stateful.workload.manifests import ImageMap, Manifest, load_manifests, statefulsets_in
 from pytest_stateful.workload.probes import Probes
 from pytest_stateful.workload.scope import place
+from pytest_stateful.workload.shared import created, is_shared, refuse_takeover
 from pytest_stateful.workload.steps import DISRUPTIONS
 from pytest_stateful.workload.view import WorkloadView
 
@@ -102,17 +105,30 @@ class StatefulSetHandle:
             raise ManifestError(f"no StatefulSet named {statefulset!r} in the manifests (found: {', '.join(names)})")
         self.name = self.view.name = statefulset
         detail = ", ".join(f"{d['kind']}/{d['metadata'].get('name')}" for d in docs)
+        shared = is_shared(self.namespace)
+        if shared:
+            refuse_takeover(self.cluster, self.namespace, docs)
+            for doc in docs:
+                labels = doc["metadata"].setdefault("labels", {}) or {}
+                doc["metadata"]["labels"] = {**labels, **this_process().labels()}
         with self.step("apply", detail, settle, timeout):
             for doc in docs:
                 try:
-                    utils.create_from_dict(self.cluster.api, doc, namespace=self.namespace)
+                    made = utils.create_from_dict(self.cluster.api, doc, namespace=self.namespace)
                 except utils.FailToCreateError as exc:
+                    if shared and any(getattr(e, "status", 0) == 409 for e in exc.api_exceptions):
+                        raise UsageError(
+                            f"namespace {self.namespace} already holds {doc['kind']} {doc['metadata'].get('name')}, "
+                            "which this run did not create: delete it, or run in another namespace"
+                        ) from None
                     reasons = "; ".join(
                         api_error(e, "create").message.removeprefix("create: ") for e in exc.api_exceptions
                     )
                     raise ManifestError(f"{doc['kind']} {doc['metadata'].get('name')}: {reasons}") from None
                 except CLIENT_FAILURES as exc:
                     raise api_error(exc, f"create {doc['kind']} {doc['metadata'].get('name')}") from exc
+                if shared:
+                    created(self.namespace, doc, made[0] if made else None)
                 self.objects.append(doc)
         return self
 
@@ -123,7 +139,7 @@ class StatefulSetHandle:
         """Record a step around the block; on success settle (bounded), then probe."""
         timeout = self.timeout if timeout is None else timeout
         self._step_label = f"{action} {detail}".strip()
-        if self.cluster.node_level and action in DISRUPTIONS:
+        if action in DISRUPTIONS:
             self.probes.write_markers()
         self.recorder.step("begin", action, action=action, detail=detail)
         ok = False
@@ -242,7 +258,7 @@ class StatefulSetHandle:
             self._note_deleted("drain_node", {e.name: e.uid for e in on_node})
             for e in on_node:
                 if e.uid in evicted:
-                    body = client.V1Eviction(metadata=client.V1ObjectMeta(name=e.name, namespace=self.namespace))
+                    body = {"metadata": {"name": e.name, "namespace": self.namespace}}
                     self._call(
                         f"evict pod {e.name}",
                         self.cluster.core.create_namespaced_pod_eviction,
@@ -357,7 +373,7 @@ class StatefulSetHandle:
         deletions: the checks tell them from the controller's by UID, never by time windows."""
         self._note_deleted(action, {p.name: p.uid for p in pods})
         for p in pods:
-            options = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=p.uid))
+            options = {"preconditions": {"uid": p.uid}}
             try:
                 # Retried: with the UID precondition a repeated delete cannot hit a replacement.
                 self._call(

@@ -1,5 +1,6 @@
 """Evidence beyond the API objects: DNS answers for the StatefulSet's names, and (node level)
-commands run inside the pods: `hostname`, a lookup from inside a peer, markers on the volumes.
+commands run inside the pods: `hostname`, a lookup from inside a peer, markers on the volumes
+(inside.py decides per pod how: its own container, an ephemeral probe, or not available).
 
 Every answer is recorded in the timeline (DNS and Probe entries); the checks judge
 them. Waits between rounds go through the recorder, so a round follows the next
@@ -13,11 +14,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from pytest_stateful.cluster.api import CLIENT_FAILURES
 from pytest_stateful.cluster.handle import ClusterHandle
-from pytest_stateful.errors import StepError
+from pytest_stateful.dns import RESOLVE
+from pytest_stateful.errors import Forbidden, StepError
 from pytest_stateful.recorder import Recorder
 from pytest_stateful.timeline import DNS, POD, PROBE, SERVICE, Entry
+from pytest_stateful.workload.inside import Inside, Way
 from pytest_stateful.workload.view import WorkloadView
 
 MARKER_FILE = ".pytest-stateful-marker"
@@ -25,8 +27,6 @@ MARKER_FILE = ".pytest-stateful-marker"
 # EndpointSlices on its own clock, so a round also runs without a new event).
 DNS_ROUND = 0.1
 EXEC_ROUND = 0.5
-# An exec that cannot start (no such command in the image) fails as a ValueError or an API error.
-EXEC_FAILURES: tuple[type[BaseException], ...] = (ValueError, *CLIENT_FAILURES)
 
 
 class Probes:
@@ -35,8 +35,11 @@ class Probes:
     ) -> None:
         self.cluster, self.namespace, self.recorder, self.view = cluster, namespace, recorder, view
         self.dns_timeout = dns_timeout
-        # Node level: (pod, claim template) -> (token, container, mount path) written before a disruption.
-        self.markers: dict[tuple[str, str], tuple[str, str, str]] = {}
+        self.inside = Inside(cluster, namespace)
+        # Node level: (pod, claim template) -> (token, the way it was written) before a disruption.
+        self.markers: dict[tuple[str, str], tuple[str, str]] = {}
+        # (pod uid, reason) already recorded as "unavailable".
+        self._unavailable: set[tuple[str, str]] = set()
 
     # -- DNS from outside -------------------------------------------------------------------
 
@@ -102,33 +105,35 @@ class Probes:
 
     def exec(self, pod: str, command: list[str], container: str | None = None) -> str:
         """Run a command inside a pod's container (through the API server and the kubelet); its stdout."""
-        result = self.try_exec(pod, command, container)
+        try:
+            result = self.inside.run(pod, command, container)
+        except Forbidden as exc:
+            raise StepError(f"cannot run {command[0]!r} in {pod}: {exc.message}") from None
         if result is None:
             raise StepError(f"cannot run {command[0]!r} in {pod}: the image has no such command")
         return result[1]
 
     def try_exec(self, pod: str, command: list[str], container: str | None = None) -> tuple[int, str] | None:
-        """(exit code, stdout), or None when the command cannot start (not in the image)."""
-        from kubernetes.stream import stream
-
+        """(exit code, stdout), or None when the command cannot start (not in the image, or exec forbidden)."""
         try:
-            resp = stream(
-                self.cluster.core.connect_get_namespaced_pod_exec,
-                pod,
-                self.namespace,
-                command=command,
-                container=container,
-                stderr=True,
-                stdin=False,
-                stdout=True,
-                tty=False,
-                _preload_content=False,
-            )
-            resp.run_forever(timeout=30)
-            return int(resp.returncode or 0), str(resp.read_stdout())
-        except EXEC_FAILURES:
-            # The API server reports a command that failed to start as an error, not an exit code.
+            return self.inside.run(pod, command, container)
+        except Forbidden:
             return None
+
+    def _way(self, pod: Entry, container: str = "") -> Way:
+        """How probes reach `pod`: its own container, the ephemeral probe, or not at all. A pod that
+        cannot be probed is recorded once, with the reason, for the verdicts to say so."""
+        sts = self.view.statefulset()
+        mounts = sts.sts.claim_mounts if sts else {}
+        default = sts.sts.containers[0] if sts and sts.sts.containers else ""
+        way = self.inside.way(pod, container or default, mounts)
+        if not way.available and (pod.uid, way.reason) not in self._unavailable:
+            self._unavailable.add((pod.uid, way.reason))
+            self.recorder.add(PROBE, "unavailable", pod.name, pod=pod.name, reason=way.reason)
+        return way
+
+    def _run(self, pod: Entry, way: Way, command: list[str]) -> tuple[int, str] | None:
+        return self.try_exec(pod.name, command, way.container or None)
 
     def write_markers(self) -> None:
         """Before a disruption: a fresh marker on every claim volume of every running pod."""
@@ -137,61 +142,82 @@ class Probes:
         for pod in self.view.pods():
             if pod.pod.deleting or pod.pod.phase != "Running":
                 continue
-            for template, (container, path) in mounts.items():
+            for template, mount in mounts.items():
+                way = self._way(pod, str(mount[0]))
+                path = way.volumes.get(template)
+                if path is None:
+                    continue
                 token = f"{pod.name}-{secrets.token_hex(4)}"
                 write = ["sh", "-c", f"echo {token} > {path}/{MARKER_FILE}"]
-                if self.try_exec(pod.name, write, container) is not None:  # no shell: no marker evidence
-                    self.markers[(pod.name, template)] = (token, container, path)
+                ran = self._run(pod, way, write)
+                if ran is not None and ran[0] == 0:
+                    self.markers[(pod.name, template)] = (token, way.via)
 
     def node(self) -> list[Entry]:
         """Node level, after a step settled: hostname inside each pod, DNS from inside a pod,
-        and the markers written before the step read back from the volumes."""
-        if not self.cluster.node_level:
-            return []
+        and the markers written before the step read back from the volumes. Each probe runs in
+        the pod's own container when it has the tools, else in an ephemeral probe container."""
         sts = self.view.statefulset()
         service = sts.sts.service_name if sts else ""
+        mounts = sts.sts.claim_mounts if sts else {}
         pods = [p for p in self.view.pods() if p.pod.ready and not p.pod.deleting]
         recorded = []
+        reachable = []
         for pod in pods:
-            ran = self.try_exec(pod.name, ["hostname"])
+            way = self._way(pod)
+            if not way.available:
+                continue
+            reachable.append(pod)
+            ran = self._run(pod, way, ["hostname"])
             if ran is None:
-                continue  # the image has no `hostname`: node-level identity stays "not available"
+                continue
             seen = ran[1].strip()
             message = f"hostname inside {pod.name} printed {seen!r}, not {pod.name!r}"
-            recorded.append(self._probe("hostname", pod.name, seen == pod.name, message, output=seen))
+            recorded.append(self._probe("hostname", pod.name, seen == pod.name, message, way.via, output=seen))
         deadline = time.monotonic() + self.dns_timeout
         for target in pods:
-            asker = next((p for p in pods if p.name != target.name), target)
+            peers = [p for p in reachable if p.name != target.name] or [p for p in reachable if p is target]
+            if not peers:
+                continue
+            asker = peers[0]
+            way = self._way(asker)
             name = f"{target.name}.{service}"
             want = [target.pod.ip]
 
-            def resolve(asker: Entry = asker, name: str = name) -> tuple[int, str] | None:
-                return self.try_exec(asker.name, ["resolve", name])
+            def resolve(asker: Entry = asker, way: Way = way, name: str = name) -> tuple[int, str] | None:
+                return self._run(asker, way, ["sh", "-c", RESOLVE, "resolve", name])
 
             def answered(ran: tuple[int, str] | None, want: list[str] = want) -> bool:
-                return ran is None or sorted(ran[1].split()) == want
+                return ran is None or ran[0] == 127 or sorted(ran[1].split()) == want
 
             ran = self._until(resolve, answered, deadline)
-            if ran is None:
-                continue  # no `resolve` in the image (it ships in the real node's tools image)
+            if ran is None or ran[0] == 127:
+                continue
             answers = sorted(ran[1].split())
             message = (
                 f"{name} resolved inside {asker.name} to {', '.join(answers) or 'nothing'}, "
                 f"not {target.name}'s IP {want[0]}"
             )
             recorded.append(
-                self._probe("dns", asker.name, answers == want, message, query=name, answers=answers, expected=want)
+                self._probe(
+                    "dns", asker.name, answers == want, message, way.via, query=name, answers=answers, expected=want
+                )
             )
-        for (pod_name, template), (token, container, path) in sorted(self.markers.items()):
-            if self.view.pod(pod_name) is None:
+        for (pod_name, template), (token, _via) in sorted(self.markers.items()):
+            holder = self.view.pod(pod_name)
+            if holder is None or template not in mounts:
                 continue
-            ran = self.try_exec(pod_name, ["cat", f"{path}/{MARKER_FILE}"], container)
+            way = self._way(holder, str(mounts[template][0]))
+            path = way.volumes.get(template)
+            if path is None:
+                continue
+            ran = self._run(holder, way, ["cat", f"{path}/{MARKER_FILE}"])
             read = ran[1].strip() if ran is not None else ""
             message = (
                 f"the marker written to {template} of {pod_name} before the step read back as "
                 f"{read!r}, not {token!r}: the volume did not keep its data"
             )
-            recorded.append(self._probe("marker", pod_name, read == token, message, volume=template))
+            recorded.append(self._probe("marker", pod_name, read == token, message, way.via, volume=template))
         return recorded
 
     def _until(
@@ -208,8 +234,8 @@ class Probes:
                 return result
             self.recorder.wait_for_change(seen, EXEC_ROUND)
 
-    def _probe(self, probe: str, pod: str, ok: bool, message: str, **data: Any) -> Entry:
-        return self.recorder.add(PROBE, "exec", pod, probe=probe, pod=pod, ok=ok, message=message, **data)
+    def _probe(self, probe: str, pod: str, ok: bool, message: str, via: str, **data: Any) -> Entry:
+        return self.recorder.add(PROBE, "exec", pod, probe=probe, pod=pod, ok=ok, message=message, via=via, **data)
 
 
 def _listed(pod: Entry, svc: Entry | None) -> bool:

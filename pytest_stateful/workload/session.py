@@ -14,8 +14,9 @@ from kubernetes import client
 
 from pytest_stateful.cluster.api import call
 from pytest_stateful.cluster.handle import ClusterHandle
-from pytest_stateful.errors import ApiError, Conflict, NotFound, StatefulError
+from pytest_stateful.errors import ApiError, Conflict, Forbidden, NotFound, StatefulError
 from pytest_stateful.recorder import Recorder
+from pytest_stateful.workload import shared
 from pytest_stateful.workload.cleanup import CLEANUP_TIMEOUT, KEPT_ANNOTATION, this_process
 from pytest_stateful.workload.handle import StatefulSetHandle
 from pytest_stateful.workload.manifests import ImageMap, Manifest
@@ -35,13 +36,19 @@ def namespace_name(test_name: str) -> str:
 def create_namespace(cluster: ClusterHandle, test_name: str) -> str:
     name = namespace_name(test_name)
     owner = this_process()
-    body = client.V1Namespace(
-        metadata=client.V1ObjectMeta(name=name, labels=owner.labels(), annotations=owner.annotations())
-    )
-    _cleanup_at_exit()
+    # Plain dicts, not the client's model classes: pytester's in-process runs can load a second copy
+    # of those classes, and the client's validation refuses an instance of the other copy.
+    body = {"metadata": {"name": name, "labels": owner.labels(), "annotations": owner.annotations()}}
+    cleanup_at_exit()
     _created[name] = cluster.core
     try:
         call(f"create namespace {name}", cluster.core.create_namespace, body)
+    except Forbidden:
+        _created.pop(name, None)
+        raise Forbidden(
+            "forbidden: create namespaces (the account may not create namespaces): run in an existing "
+            "namespace with --stateful-namespace NAME"
+        ) from None
     except ApiError as exc:
         # Refused (4xx): it does not exist, or it is someone else's (409). Otherwise (no answer, 5xx)
         # it may exist, and stays registered to be deleted.
@@ -88,19 +95,21 @@ def forget_namespace(name: str) -> None:
 
 
 def delete_leftover_namespaces() -> list[str]:
-    """Delete every namespace still registered; the names that could not be deleted (they keep their
-    owner's labels, so the next session's sweep deletes them).
+    """Delete every namespace still registered, and what the run created in shared namespaces; the
+    namespaces where something could not be deleted (created namespaces keep their owner's labels,
+    so the next session's sweep deletes them).
 
     Runs at the end of a session, often because of Ctrl-C or SIGTERM: a second signal would cut it
     short and leak, so both are held off meanwhile (each request is bounded by CLEANUP_TIMEOUT).
     """
-    if not _created:
+    if not _created and not shared.is_used():
         return []
     with _signals_held():
+        left = shared.delete_leftovers()
         for name in list(_created):
             if not delete_namespace(name, retry=False) and not _answers(_created[name]):
                 break  # no API server: the rest would wait for nothing
-    return list(_created)
+    return list(_created) + left
 
 
 def _answers(core: client.CoreV1Api) -> bool:
@@ -129,7 +138,7 @@ def _signals_held() -> Iterator[None]:
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
 
-def _cleanup_at_exit() -> None:
+def cleanup_at_exit() -> None:
     """Once per process: also clean up at interpreter exit, for when the session's own cleanup
     never ran (an interrupt during pytest's session finish skips its unconfigure hooks)."""
     global _exit_hook

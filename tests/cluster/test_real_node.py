@@ -19,7 +19,6 @@ def test_node_level_checks_pass_on_the_web_example(pytester: pytest.Pytester) ->
     pytester.makepyfile(
         f"""
         def test_web(stateful, stateful_cluster):
-            assert stateful_cluster.node_level
             web = stateful(["{WEB / "svc.yaml"}", "{WEB / "statefulset.yaml"}"])
             old_ip = web.recorder.current[("Pod", "web-0")].get("ip")
             web.delete_pod(0)

@@ -147,7 +147,7 @@ class FakeCore:
         return SimpleNamespace(items=self.namespaces)
 
     def delete_namespace(self, name: str, body: Any = None, **_: Any) -> None:
-        assert body.preconditions.uid == f"uid-{name}"
+        assert body["preconditions"]["uid"] == f"uid-{name}"
         self.deleted.append(name)
 
     def list_persistent_volume(self, **_: Any) -> Any:
@@ -218,12 +218,22 @@ def test_kept_and_all_widen_the_sweep_and_dry_run_deletes_nothing() -> None:
 
 
 def test_a_sweep_that_cannot_reach_the_api_server_says_so_and_raises_nothing() -> None:
+    class Failing(FakeCore):
+        def list_namespace(self, label_selector: str = "", **_: Any) -> Any:
+            raise ApiException(status=401, reason="Unauthorized")
+
+    result = sweep(Failing([], [], set()), here=here({}), now=NOW)  # type: ignore[arg-type]
+    assert result.summary() == "could not finish: list the namespaces pytest-stateful created: 401 Unauthorized"
+
+
+def test_a_namespaced_account_that_may_not_list_namespaces_sweeps_nothing_and_says_nothing() -> None:
+    # --stateful-namespace with an account bound to one namespace: it cannot have created any.
     class Refused(FakeCore):
         def list_namespace(self, label_selector: str = "", **_: Any) -> Any:
             raise ApiException(status=403, reason="Forbidden")
 
     result = sweep(Refused([], [], set()), here=here({}), now=NOW)  # type: ignore[arg-type]
-    assert result.summary() == "could not finish: list the namespaces pytest-stateful created: 403 Forbidden"
+    assert result.summary() == "" and result.deleted == {}
 
 
 # -- the registry: a name leaves it only once its deletion was accepted -----------------------------
@@ -258,10 +268,10 @@ def _empty_registry(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_the_created_namespace_carries_its_owner() -> None:
     core = RegistryCore(lambda _name: None)
     _create(core)
-    meta = core.created.metadata
-    assert meta.labels[OWNED_LABEL] == "true" and meta.labels[cleanup.SESSION_LABEL]
-    assert meta.annotations[PID_ANNOTATION] == str(os.getpid())
-    assert set(meta.annotations) >= {HOST_ANNOTATION, cleanup.CREATED_ANNOTATION, cleanup.PROCESS_ANNOTATION}
+    meta = core.created["metadata"]
+    assert meta["labels"][OWNED_LABEL] == "true" and meta["labels"][cleanup.SESSION_LABEL]
+    assert meta["annotations"][PID_ANNOTATION] == str(os.getpid())
+    assert set(meta["annotations"]) >= {HOST_ANNOTATION, cleanup.CREATED_ANNOTATION, cleanup.PROCESS_ANNOTATION}
 
 
 def test_an_interrupted_delete_keeps_the_name_for_the_final_cleanup() -> None:
