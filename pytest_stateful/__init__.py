@@ -5,6 +5,7 @@ from pytest_stateful.assertions import (
     assert_ordered_rolling_update,
     assert_ordered_termination,
     assert_pod_dns,
+    assert_rollout_recovers,
     assert_stable_identity,
     assert_stable_storage,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "assert_ordered_rolling_update",
     "assert_ordered_termination",
     "assert_pod_dns",
+    "assert_rollout_recovers",
     "assert_stable_identity",
     "assert_stable_storage",
     "load_manifests",

@@ -29,6 +29,7 @@ assert_ordered_rolling_update = _assertion("ordered_rolling_update")
 assert_stable_identity = _assertion("stable_identity")
 assert_pod_dns = _assertion("pod_dns")
 assert_stable_storage = _assertion("stable_storage")
+assert_rollout_recovers = _assertion("rollout_recovers")
 
 __all__ = [
     "GuaranteeFailed",
@@ -36,6 +37,7 @@ __all__ = [
     "assert_ordered_rolling_update",
     "assert_ordered_termination",
     "assert_pod_dns",
+    "assert_rollout_recovers",
     "assert_stable_identity",
     "assert_stable_storage",
 ]

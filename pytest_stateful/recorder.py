@@ -246,6 +246,11 @@ class Recorder:
         for thread in self._threads:
             thread.start()
 
+    @property
+    def recording(self) -> bool:
+        """Started and not stopped: waits on this recorder can see the cluster change."""
+        return bool(self._threads) and not self._stopping.is_set()
+
     def stop(self, timeout: float = 5.0) -> None:
         self._stopping.set()
         for resp in list(self._responses.values()):

@@ -10,6 +10,7 @@ from pytest_stateful.checks import (
     ordered_rolling_update,
     ordered_termination,
     pod_dns,
+    rollout_recovers,
     stable_identity,
     stable_storage,
 )
@@ -24,6 +25,7 @@ MODULES: tuple[ModuleType, ...] = (
     stable_identity,
     pod_dns,
     stable_storage,
+    rollout_recovers,
 )
 CHECKS: dict[str, Callable[[Timeline, Subject], Verdict]] = {m.GUARANTEE: m.check for m in MODULES}
 GUARANTEES: tuple[str, ...] = tuple(CHECKS)

@@ -175,12 +175,13 @@ def node_source(results: Sequence[Entry], missing: Sequence[Entry]) -> str:
     by_way: dict[str, list[str]] = {}
     for e in results:
         by_way.setdefault(str(e.get("via") or "own container"), []).append(str(e.get("pod")))
-    probed = {pod for pods in by_way.values() for pod in pods}
+    # A pod lifetime (UID; the name in records without one) probed at least once. A recreated pod that
+    # could not be probed is named even when its predecessor of the same name was.
+    probed = {e.uid or str(e.get("pod")) for e in results}
     by_reason: dict[str, list[str]] = {}
     for e in missing:
-        pod = str(e.get("pod"))
-        if pod not in probed:
-            by_reason.setdefault(str(e.get("reason")), []).append(pod)
+        if (e.uid or str(e.get("pod"))) not in probed:
+            by_reason.setdefault(str(e.get("reason")), []).append(str(e.get("pod")))
     parts = [f"{way} ({_names(pods)})" for way, pods in sorted(by_way.items())]
     if not parts and not by_reason:
         return "not available: no node-level probe ran"

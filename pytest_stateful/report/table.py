@@ -14,6 +14,7 @@ HEADERS = {
     "stable_identity": "identity",
     "pod_dns": "pod dns",
     "stable_storage": "storage",
+    "rollout_recovers": "recovers",
 }
 
 

@@ -16,6 +16,7 @@ from pytest_stateful.errors import (
     ServerError,
     StatefulError,
     StepFailed,
+    StepTimeout,
 )
 from pytest_stateful.spec.loader import Spec, Step
 from pytest_stateful.workload.handle import StatefulSetHandle
@@ -28,6 +29,8 @@ class SpecRun:
     spec: Spec
     handle: StatefulSetHandle | None = None
     verdicts: dict[str, Verdict] = field(default_factory=dict)
+    # (index, reason) of a step that could not settle after a bad rollout; the steps after it were skipped.
+    skipped: tuple[int, str] | None = None
 
 
 def run_spec(
@@ -58,6 +61,13 @@ def run_spec(
         for index, step in enumerate(spec.steps):
             try:
                 take_step(run.handle, step)
+            except StepTimeout as exc:
+                if "rollout_recovers" in spec.expect and run.handle.bad_rollouts:
+                    # After a bad rollout, a step that cannot settle is what rollout_recovers judges, not an
+                    # error of the run: the remaining steps are skipped, and the verdict says what was stuck.
+                    run.skipped = (index, str(exc))
+                    break
+                raise StepFailed(step, index, str(exc)) from exc
             except (ServerError, ClusterError) as exc:
                 if isinstance(exc, NotSupported):
                     raise StepFailed(step, index, str(exc)) from exc
@@ -65,7 +75,16 @@ def run_spec(
                 raise InfrastructureError(str(exc), step, index) from exc
             except StatefulError as exc:
                 raise StepFailed(step, index, str(exc)) from exc
+        if "rollout_recovers" in spec.expect and run.skipped is None:
+            run.handle.await_recovery()  # while recording: the check judges what the cluster did meanwhile
     run.verdicts = {g: run.handle.judge(g) for g in spec.expect}
+    if run.skipped is not None and "rollout_recovers" in run.verdicts:
+        index, reason = run.skipped
+        first_line = reason.splitlines()[0] if reason else "timed out"
+        run.verdicts["rollout_recovers"].notes.append(
+            f"step {index + 1} ({spec.steps[index].describe()}) could not settle ({first_line}); "
+            f"{len(spec.steps) - index - 1} later step(s) skipped"
+        )
     if any(not v.passed for v in run.verdicts.values()):
         raise ExpectFailed(run.verdicts)
     return run

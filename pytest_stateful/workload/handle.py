@@ -77,6 +77,9 @@ class StatefulSetHandle:
         self.detection_latencies: list[float] = []
         # The generation our last change produced: a settle must not be judged on older state.
         self._min_generation = 0
+        # A bad_rollout's readiness hold is in the template (simulated nodes), until the next update.
+        self._held = False
+        self.bad_rollouts = 0
 
     # -- set-up ---------------------------------------------------------------------------
 
@@ -202,22 +205,61 @@ class StatefulSetHandle:
         stamp = datetime.now(UTC).isoformat()
         with self.step("rollout_restart", stamp, settle, timeout):
             self._patch(
-                {"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": stamp}}}}}
+                {
+                    "spec": {
+                        "template": {
+                            "metadata": {
+                                "annotations": {"kubectl.kubernetes.io/restartedAt": stamp},
+                                **self._drop_hold(),
+                            }
+                        }
+                    }
+                }
             )
 
+    def bad_rollout(self, container: str, image: str) -> None:
+        """Roll out a revision whose pods never become Ready; does not settle (it cannot).
+
+        The image is used as given (never mapped by --stateful-image): on a real node it must fail to
+        pull or start. On the local cluster's simulated nodes, where no image is pulled, the new
+        revision's pods also carry the readiness hold (a KWOK stage keeps them from becoming Ready).
+        """
+        self._known_container("bad_rollout", container)
+        hold = {"labels": {UNREADY_LABEL: "true"}} if self.cluster.holds_unready else {}
+        self._held = bool(hold)
+        with self.step("bad_rollout", f"{container}={image}"):
+            template: dict[str, Any] = {"spec": {"containers": [{"name": container, "image": image}]}}
+            if hold:
+                template["metadata"] = hold
+            self._patch({"spec": {"template": template}})
+            self.bad_rollouts += 1
+
+    def _drop_hold(self) -> dict[str, Any]:
+        """The template metadata that lifts a bad_rollout's readiness hold (the fix is the next update)."""
+        if not self._held:
+            return {}
+        self._held = False
+        return {"labels": {UNREADY_LABEL: None}}
+
     def update_image(self, container: str, image: str, settle: bool = True, timeout: float | None = None) -> None:
+        self._known_container("update_image", container)
+        if self.images is not None:
+            image = self.images(image)
+        with self.step("update_image", f"{container}={image}", settle, timeout):
+            template: dict[str, Any] = {"spec": {"containers": [{"name": container, "image": image}]}}
+            hold = self._drop_hold()
+            if hold:
+                template["metadata"] = hold
+            self._patch({"spec": {"template": template}})
+
+    def _known_container(self, action: str, container: str) -> None:
         sts = self.view.statefulset()
         known = sts.sts.containers if sts is not None else []
         if known and container not in known:
             # A strategic merge patch would add a second container silently, not change an image.
             raise StepError(
-                f"update_image: StatefulSet {self.name} has no container {container!r} "
-                f"(its containers: {', '.join(known)})"
+                f"{action}: StatefulSet {self.name} has no container {container!r} (its containers: {', '.join(known)})"
             )
-        if self.images is not None:
-            image = self.images(image)
-        with self.step("update_image", f"{container}={image}", settle, timeout):
-            self._patch({"spec": {"template": {"spec": {"containers": [{"name": container, "image": image}]}}}})
 
     def set_partition(self, partition: int, settle: bool = True, timeout: float | None = None) -> None:
         """Move the RollingUpdate partition: pods at or above it take the update revision."""
@@ -313,10 +355,24 @@ class StatefulSetHandle:
         return run_check(guarantee, self.timeline, self.subject)
 
     def judge(self, guarantee: str) -> Verdict:
-        """Judge the record so far and keep the verdict for the reports."""
+        """Judge the record so far and keep the verdict for the reports.
+
+        rollout_recovers after a bad_rollout first gives the cluster the step timeout to recover on
+        its own (await_recovery): the verdict is what it did in that time."""
+        if guarantee == "rollout_recovers":
+            self.await_recovery()
         verdict = self.verdict(guarantee)
         self.verdicts[guarantee] = verdict
         return verdict
+
+    def await_recovery(self, timeout: float | None = None) -> None:
+        """After a bad_rollout: wait (bounded, recorded, never raising) for the StatefulSet to settle on
+        its own. Only while recording: a stopped recorder would show no change."""
+        if not self.bad_rollouts or not self.recorder.recording or self.view.settled(self._min_generation):
+            return
+        timeout = self.timeout if timeout is None else timeout
+        with self.step("await_recovery", f"up to {timeout:g} s"):
+            self._wait_for(lambda: self.view.settled(self._min_generation), timeout, self.view.settle_goal)
 
     def require(self, guarantee: str) -> Verdict:
         """Judge, keep, and raise GuaranteeFailed unless the guarantee held."""
@@ -349,6 +405,10 @@ class StatefulSetHandle:
     def assert_stable_storage(self) -> Verdict:
         __tracebackhide__ = True
         return self.require("stable_storage")
+
+    def assert_rollout_recovers(self) -> Verdict:
+        __tracebackhide__ = True
+        return self.require("rollout_recovers")
 
     # -- helpers --------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import websocket
 from kubernetes.stream import stream
 
 from pytest_stateful.cluster.api import CLIENT_FAILURES, call
@@ -39,8 +40,15 @@ EXEC_TIMEOUT = 30
 # The ephemeral container's command: PID 1 of its container, so without the trap it would ignore
 # SIGTERM and hold every pod deletion for the whole grace period.
 IDLE = ["sh", "-c", "trap 'exit 0' TERM; sleep 2147483647 & wait"]
-# An exec that cannot start (no such command in the image) fails as a ValueError or an API error.
-EXEC_FAILURES: tuple[type[BaseException], ...] = (ValueError, *CLIENT_FAILURES)
+# An exec that cannot start (no such command in the image) fails as a ValueError or an API error; a
+# connection dropped mid-exec as a websocket error; an empty error channel as a TypeError or KeyError.
+EXEC_FAILURES: tuple[type[BaseException], ...] = (
+    ValueError,
+    TypeError,
+    KeyError,
+    websocket.WebSocketException,
+    *CLIENT_FAILURES,
+)
 
 
 @dataclass(frozen=True)
@@ -190,8 +198,14 @@ class Inside:
                 tty=False,
                 _preload_content=False,
             )
-            resp.run_forever(timeout=EXEC_TIMEOUT)
-            return int(resp.returncode or 0), str(resp.read_stdout())
+            try:
+                resp.run_forever(timeout=EXEC_TIMEOUT)
+                if resp.is_open():
+                    return None  # still running after EXEC_TIMEOUT (a hung volume): no answer, not exit 0
+                code = resp.returncode
+                return (int(code) if code is not None else 1), str(resp.read_stdout(timeout=0) or "")
+            finally:
+                resp.close()
         except EXEC_FAILURES as exc:
             # The websocket client reports a refused upgrade as status 0 with the HTTP status in the reason.
             text = f"{getattr(exc, 'status', '')} {getattr(exc, 'reason', '')} {exc}"

@@ -127,13 +127,22 @@ class Probes:
         mounts = sts.sts.claim_mounts if sts else {}
         default = sts.sts.containers[0] if sts and sts.sts.containers else ""
         way = self.inside.way(pod, container or default, mounts)
-        if not way.available and (pod.uid, way.reason) not in self._unavailable:
-            self._unavailable.add((pod.uid, way.reason))
-            self.recorder.add(PROBE, "unavailable", pod.name, pod=pod.name, reason=way.reason)
+        if not way.available:
+            self._missing(pod, way.reason)
         return way
 
+    def _missing(self, pod: Entry, reason: str) -> None:
+        """Record once per pod lifetime (UID) and reason that node-level evidence is not available."""
+        if (pod.uid, reason) not in self._unavailable:
+            self._unavailable.add((pod.uid, reason))
+            self.recorder.add(PROBE, "unavailable", pod.name, uid=pod.uid, pod=pod.name, reason=reason)
+
     def _run(self, pod: Entry, way: Way, command: list[str]) -> tuple[int, str] | None:
-        return self.try_exec(pod.name, command, way.container or None)
+        """The probe's (exit code, stdout); None, recorded as unavailable, when it could not run."""
+        ran = self.try_exec(pod.name, command, way.container or None)
+        if ran is None:
+            self._missing(pod, f"the probe could not run {command[0]!r} in the {way.via} (exec failed or timed out)")
+        return ran
 
     def write_markers(self) -> None:
         """Before a disruption: a fresh marker on every claim volume of every running pod."""
@@ -173,7 +182,7 @@ class Probes:
                 continue
             seen = ran[1].strip()
             message = f"hostname inside {pod.name} printed {seen!r}, not {pod.name!r}"
-            recorded.append(self._probe("hostname", pod.name, seen == pod.name, message, way.via, output=seen))
+            recorded.append(self._probe("hostname", pod, seen == pod.name, message, way.via, output=seen))
         deadline = time.monotonic() + self.dns_timeout
         for target in pods:
             peers = [p for p in reachable if p.name != target.name] or [p for p in reachable if p is target]
@@ -199,9 +208,7 @@ class Probes:
                 f"not {target.name}'s IP {want[0]}"
             )
             recorded.append(
-                self._probe(
-                    "dns", asker.name, answers == want, message, way.via, query=name, answers=answers, expected=want
-                )
+                self._probe("dns", asker, answers == want, message, way.via, query=name, answers=answers, expected=want)
             )
         for (pod_name, template), (token, _via) in sorted(self.markers.items()):
             holder = self.view.pod(pod_name)
@@ -212,12 +219,14 @@ class Probes:
             if path is None:
                 continue
             ran = self._run(holder, way, ["cat", f"{path}/{MARKER_FILE}"])
-            read = ran[1].strip() if ran is not None else ""
+            if ran is None:
+                continue  # could not look (recorded as unavailable): not evidence of lost data
+            read = ran[1].strip()
             message = (
                 f"the marker written to {template} of {pod_name} before the step read back as "
                 f"{read!r}, not {token!r}: the volume did not keep its data"
             )
-            recorded.append(self._probe("marker", pod_name, read == token, message, way.via, volume=template))
+            recorded.append(self._probe("marker", holder, read == token, message, way.via, volume=template))
         return recorded
 
     def _until(
@@ -234,8 +243,10 @@ class Probes:
                 return result
             self.recorder.wait_for_change(seen, EXEC_ROUND)
 
-    def _probe(self, probe: str, pod: str, ok: bool, message: str, via: str, **data: Any) -> Entry:
-        return self.recorder.add(PROBE, "exec", pod, probe=probe, pod=pod, ok=ok, message=message, via=via, **data)
+    def _probe(self, probe: str, pod: Entry, ok: bool, message: str, via: str, **data: Any) -> Entry:
+        return self.recorder.add(
+            PROBE, "exec", pod.name, uid=pod.uid, probe=probe, pod=pod.name, ok=ok, message=message, via=via, **data
+        )
 
 
 def _listed(pod: Entry, svc: Entry | None) -> bool:

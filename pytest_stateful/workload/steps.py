@@ -81,6 +81,26 @@ STEPS: tuple[StepKind, ...] = (
         disruption=True,
     ),
     StepKind(
+        "bad_rollout",
+        "bad_rollout",
+        "Roll out a revision whose pods never become Ready: this image (one that cannot be pulled, used as "
+        "given), and on the local cluster's simulated nodes a readiness hold; does not settle. The next "
+        "update_image or rollout_restart is the fix and drops the hold.",
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["container", "image"],
+            "properties": {
+                "container": {"type": "string", "minLength": 1},
+                "image": {"type": "string", "minLength": 1},
+            },
+        },
+        ("container", "image"),
+        settles=False,
+        options=(),
+        disruption=True,
+    ),
+    StepKind(
         "partition",
         "set_partition",
         "Set updateStrategy.rollingUpdate.partition (canary and phased rollouts).",

@@ -52,7 +52,24 @@ def test_failing_examples_fail_with_the_right_messages() -> None:
     assert "parallel.stateful.yaml:10: expect: [ordered_creation, ordered_termination]" in out
 
 
-@pytest.mark.parametrize("directory", ["web", "zookeeper", "postgres", "canary", "charts", "conformance"])
+def test_a_stuck_rollout_fails_rollout_recovers_naming_the_pod_and_the_manual_step() -> None:
+    result = _run("examples/failures/broken", env={"PYTEST_STATEFUL_FAILING": "1"})
+    out = result.stdout
+    assert result.returncode == 1, out + result.stderr
+    for text in [
+        "rollout_recovers: FAILED (api level) - the rollout of web did not recover: web-2 is on revision",
+        "(not the update revision web-",
+        "NotReady (Pending)",
+        "podManagementPolicy OrderedReady: the controller waits for web-2 to be Running and Ready",
+        "(kubernetes/kubernetes#67250)",
+        "manual step that unsticks it: kubectl delete pod web-2 -n stateful-",
+        "could not settle (timed out after 20 s",
+    ]:
+        assert text in out, f"missing {text!r} in:\n{out}"
+    assert "Traceback" not in out
+
+
+@pytest.mark.parametrize("directory", ["web", "zookeeper", "postgres", "canary", "charts", "conformance", "failures"])
 def test_example_directory_passes(directory: str) -> None:
     result = _run(f"examples/{directory}", "-q")
     assert result.returncode == 0, result.stdout + result.stderr

@@ -107,3 +107,10 @@ def test_the_node_kind_is_decided_per_node_from_its_kwok_annotations() -> None:
     asked = nodes.asked
     cluster.no_containers("kwok-0")
     assert nodes.asked == asked  # asked once per node
+
+
+def test_a_recreated_pod_that_could_not_be_probed_is_named_though_its_predecessor_was() -> None:
+    # web-1 passed its probe, then was recreated where no probe runs: the verdict must not hide that.
+    old = Entry(0, 10.0, "Probe", "exec", "web-1", uid="old", data={"probe": "hostname", "pod": "web-1", "ok": True})
+    new = Entry(0, 20.0, "Probe", "unavailable", "web-1", uid="new", data={"pod": "web-1", "reason": SIMULATED})
+    assert node_source([old], [new]) == f"own container (web-1); not available for web-1: {SIMULATED}"

@@ -26,9 +26,10 @@ def test_table_shows_each_guarantee_per_test() -> None:
         "pod",
         "dns",
         "storage",
+        "recovers",
     ]
-    assert lines[1].split() == ["web.stateful.yaml::good", *["passed"] * 6]
-    assert lines[2].split() == ["parallel.stateful.yaml::bad", "FAILED", "-", "-", "-", "-", "-"]
+    assert lines[1].split() == ["web.stateful.yaml::good", *["passed"] * 6, "not-exercised"]
+    assert lines[2].split() == ["parallel.stateful.yaml::bad", "FAILED", "-", "-", "-", "-", "-", "-"]
     assert lines[-1] == (
         "all verdicts at api level: no node-level probe ran (on simulated nodes no container runs and no "
         "image is pulled; elsewhere each test's report says why)"

@@ -25,6 +25,7 @@ SAMPLES: dict[str, Any] = {
     "scale": 3,
     "rollout_restart": True,
     "update_image": {"container": "nginx", "image": "nginx:1.10"},
+    "bad_rollout": {"container": "nginx", "image": "127.0.0.1:5999/nginx:broken"},
     "partition": 2,
     "make_unready": 0,
     "make_ready": 0,
