@@ -30,9 +30,11 @@ assert_stable_identity = _assertion("stable_identity")
 assert_pod_dns = _assertion("pod_dns")
 assert_stable_storage = _assertion("stable_storage")
 assert_rollout_recovers = _assertion("rollout_recovers")
+assert_availability = _assertion("availability")
 
 __all__ = [
     "GuaranteeFailed",
+    "assert_availability",
     "assert_ordered_creation",
     "assert_ordered_rolling_update",
     "assert_ordered_termination",

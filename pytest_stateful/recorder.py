@@ -90,6 +90,15 @@ def reduce_service(obj: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def reduce_pdb(obj: Mapping[str, Any]) -> dict[str, Any]:
+    spec = obj.get("spec") or {}
+    return {
+        "selector": dict((spec.get("selector") or {}).get("matchLabels") or {}),
+        "min_available": spec.get("minAvailable"),
+        "max_unavailable": spec.get("maxUnavailable"),
+    }
+
+
 def _claim_mounts(spec: Mapping[str, Any]) -> dict[str, list[str]]:
     """Where each claim template is mounted: {template: [container, mountPath]} (first container)."""
     templates = {t.get("metadata", {}).get("name", "") for t in spec.get("volumeClaimTemplates") or []}

@@ -28,6 +28,7 @@ SERVICE = "Service"
 DNS = "DNS"
 PROBE = "Probe"  # a command run inside a container (node level)
 RETRY = "Retry"  # an API call the plugin retried after a transient failure
+PDB = "PodDisruptionBudget"  # as the test applied it (not watched: an account may not read them)
 
 
 class Reduced:

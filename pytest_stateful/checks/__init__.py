@@ -6,6 +6,7 @@ from collections.abc import Callable
 from types import ModuleType
 
 from pytest_stateful.checks import (
+    availability,
     ordered_creation,
     ordered_rolling_update,
     ordered_termination,
@@ -26,6 +27,7 @@ MODULES: tuple[ModuleType, ...] = (
     pod_dns,
     stable_storage,
     rollout_recovers,
+    availability,
 )
 CHECKS: dict[str, Callable[[Timeline, Subject], Verdict]] = {m.GUARANTEE: m.check for m in MODULES}
 GUARANTEES: tuple[str, ...] = tuple(CHECKS)

@@ -37,7 +37,7 @@ LAG = 0.5
 # truncated time, so truncation needs no allowance.)
 SLACK = 0.25
 # Steps in which the test deletes pods itself; only for records made before deletions were recorded by UID.
-DELETING_STEPS = ("delete_pod", "delete_pods", "drain_node")
+DELETING_STEPS = ("delete_pod", "delete_pods", "force_delete_pod", "drain_node")
 
 
 @dataclass

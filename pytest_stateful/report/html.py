@@ -12,6 +12,7 @@ import html
 from collections.abc import Mapping
 from typing import Any
 
+from pytest_stateful.checks.availability import series
 from pytest_stateful.checks.pod_dns import convergence
 from pytest_stateful.timeline import DNS, POD, STEP, Entry, Timeline, ordinal_of
 
@@ -153,6 +154,43 @@ def _chart(timeline: Timeline, sts: str, verdicts: Mapping[str, Any]) -> str:
                 f"<title>{tip}</title></rect>"
             )
     parts.append("</svg>")
+    return "".join(parts) + _availability_chart(timeline, sts, end)
+
+
+def _availability_chart(timeline: Timeline, sts: str, end: float) -> str:
+    """Available pods over time (a step line), with the floor availability judges shaded in."""
+    points = series(timeline, sts)
+    if not points:
+        return ""
+    top = max(max(p[2] for p in points), 1)
+    height = 120
+
+    def x(t: float) -> float:
+        return LEFT + (WIDTH - LEFT - 20) * (t / end)
+
+    def y(n: float) -> float:
+        return 12 + (height - 36) * (1 - n / top)
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" width="100%" '
+        f'style="max-width:{WIDTH}px" role="img"><text x="8" y="{y(top / 2) + 4:.1f}">available pods</text>'
+    ]
+    for n in range(top + 1):
+        parts.append(f'<line x1="{LEFT}" y1="{y(n):.1f}" x2="{WIDTH - 20}" y2="{y(n):.1f}" stroke="#eef1f5"/>')
+        parts.append(f'<text x="{LEFT - 14}" y="{y(n) + 4:.1f}" text-anchor="end">{n}</text>')
+    line, previous = [], None
+    for t, available, _replicas, floor in points:
+        if previous is not None:
+            line.append(f"{x(t):.1f},{y(previous):.1f}")
+        line.append(f"{x(t):.1f},{y(available):.1f}")
+        previous = available
+        if floor is not None:
+            parts.append(f'<circle cx="{x(t):.1f}" cy="{y(floor):.1f}" r="1.5" fill="#b3261e"/>')
+    parts.append(f'<polyline points="{" ".join(line)}" fill="none" stroke="#2e7d32" stroke-width="2"/>')
+    parts.append(
+        f'<text x="{WIDTH - 20}" y="{height - 8}" text-anchor="end" fill="#5b6475">green: available pods; '
+        "red dots: the floor during rolling updates and drains</text></svg>"
+    )
     return "".join(parts)
 
 

@@ -15,6 +15,7 @@ HEADERS = {
     "pod_dns": "pod dns",
     "stable_storage": "storage",
     "rollout_recovers": "recovers",
+    "availability": "availability",
 }
 
 

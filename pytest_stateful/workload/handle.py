@@ -30,11 +30,12 @@ from pytest_stateful.errors import (
     StatefulError,
     StepError,
     StepTimeout,
+    TooManyRequests,
     UsageError,
     api_error,
 )
-from pytest_stateful.recorder import Recorder
-from pytest_stateful.timeline import RETRY, Entry, Timeline
+from pytest_stateful.recorder import Recorder, reduce_pdb
+from pytest_stateful.timeline import PDB, RETRY, Entry, Timeline
 from pytest_stateful.workload.cleanup import this_process
 from pytest_stateful.workload.manifests import ImageMap, Manifest, load_manifests, statefulsets_in
 from pytest_stateful.workload.probes import Probes
@@ -132,6 +133,9 @@ class StatefulSetHandle:
                     raise api_error(exc, f"create {doc['kind']} {doc['metadata'].get('name')}") from exc
                 if shared:
                     created(self.namespace, doc, made[0] if made else None)
+                if doc["kind"] == "PodDisruptionBudget":
+                    # Not watched (an account may not read them): what availability judges drains against.
+                    self.recorder.add(PDB, "ADDED", doc["metadata"]["name"], **reduce_pdb(doc))
                 self.objects.append(doc)
         return self
 
@@ -173,6 +177,18 @@ class StatefulSetHandle:
             else:
                 self._delete("delete_pod", [old])
             if settle and old is not None:
+                self._wait_gone({old.uid}, f"{pod} to be replaced", timeout)
+
+    def force_delete_pod(self, ordinal: int, settle: bool = True, timeout: float | None = None) -> None:
+        """Delete with grace period 0: the object goes at once; a node that still runs the containers
+        is not asked (what at_most_one is about)."""
+        pod = f"{self.name}-{ordinal}"
+        with self.step("force_delete_pod", pod, settle, timeout):
+            old = self.view.pod(pod)
+            if old is None:
+                raise StepError(f"force_delete_pod {ordinal}: {pod} has not been seen in {self.namespace}")
+            self._delete("force_delete_pod", [old], grace=0)
+            if settle:
                 self._wait_gone({old.uid}, f"{pod} to be replaced", timeout)
 
     def delete_pods(self, settle: bool = True, timeout: float | None = None) -> None:
@@ -298,18 +314,36 @@ class StatefulSetHandle:
             on_node = [e for e in self.view.pods() if e.pod.node == node]
             evicted = {e.uid for e in on_node}
             self._note_deleted("drain_node", {e.name: e.uid for e in on_node})
+            deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
             for e in on_node:
-                if e.uid in evicted:
-                    body = {"metadata": {"name": e.name, "namespace": self.namespace}}
-                    self._call(
-                        f"evict pod {e.name}",
-                        self.cluster.core.create_namespaced_pod_eviction,
-                        e.name,
-                        self.namespace,
-                        body,
-                    )
+                self._evict(e, deadline)
             if settle:
                 self._wait_gone(evicted, f"the pods on {node} to go", timeout)
+
+    def _evict(self, pod: Entry, deadline: float) -> None:
+        """Evict as `kubectl drain` does: a PodDisruptionBudget refuses with 429 while the eviction would
+        break it, and the eviction is asked again (each refusal recorded) until it passes or the step
+        times out."""
+        body = {"metadata": {"name": pod.name, "namespace": self.namespace}}
+        while True:
+            try:
+                self._call(
+                    f"evict pod {pod.name}",
+                    self.cluster.core.create_namespaced_pod_eviction,
+                    pod.name,
+                    self.namespace,
+                    body,
+                )
+                return
+            except NotFound:
+                return  # gone already
+            except TooManyRequests as exc:
+                self.recorder.add(RETRY, "refused", f"evict {pod.name}", reason=exc.message)
+                if time.monotonic() >= deadline:
+                    raise StepTimeout(
+                        f"the eviction of {pod.name} was still refused when the step timed out: {exc.message}"
+                    ) from None
+                self.recorder.wait_for_change(len(self.recorder.timeline), 1.0)
 
     def sleep(self, seconds: float) -> None:
         with self.step("sleep", f"{seconds} s"):
@@ -410,6 +444,10 @@ class StatefulSetHandle:
         __tracebackhide__ = True
         return self.require("rollout_recovers")
 
+    def assert_availability(self) -> Verdict:
+        __tracebackhide__ = True
+        return self.require("availability")
+
     # -- helpers --------------------------------------------------------------------------
 
     def _call(self, doing: str, fn: Callable[..., Any], *args: Any, retry: bool = False, **kwargs: Any) -> Any:
@@ -428,12 +466,14 @@ class StatefulSetHandle:
 
         return note
 
-    def _delete(self, action: str, pods: list[Entry]) -> None:
+    def _delete(self, action: str, pods: list[Entry], grace: int | None = None) -> None:
         """Delete exactly these pod objects (a UID precondition each), recorded first as the test's own
         deletions: the checks tell them from the controller's by UID, never by time windows."""
         self._note_deleted(action, {p.name: p.uid for p in pods})
         for p in pods:
-            options = {"preconditions": {"uid": p.uid}}
+            options: dict[str, Any] = {"preconditions": {"uid": p.uid}}
+            if grace is not None:
+                options["gracePeriodSeconds"] = grace
             try:
                 # Retried: with the UID precondition a repeated delete cannot hit a replacement.
                 self._call(
@@ -445,7 +485,7 @@ class StatefulSetHandle:
                     retry=True,
                 )
             except (NotFound, Conflict):
-                if action == "delete_pod":
+                if action != "delete_pods":
                     raise
                 # delete_pods: that pod object is already gone or replaced; the others still go.
 

@@ -60,6 +60,8 @@ class Way:
     reason: str = ""
     # claim template -> its mount path inside `container`
     volumes: dict[str, str] = field(default_factory=dict)
+    # Not available for now only (the API server did not answer): asked again at the next probe.
+    transient: bool = False
 
     @property
     def available(self) -> bool:
@@ -82,14 +84,17 @@ class Inside:
         """The way into `pod` for probes that would run in `container`; `mounts` are the pod's claim
         volumes (template -> [container, path]), all mounted by an ephemeral probe."""
         key = (pod.uid, container)
-        if key not in self._ways:
-            self._ways[key] = self._find(pod, container, mounts)
-        return self._ways[key]
+        if key in self._ways:
+            return self._ways[key]
+        way = self._find(pod, container, mounts)
+        if way.available or not way.transient:
+            self._ways[key] = way  # a transient failure (no answer from the API server) is asked again
+        return way
 
     def _find(self, pod: Entry, container: str, mounts: Mapping[str, Sequence[str]]) -> Way:
         why = self.cluster.no_containers(pod.pod.node)
         if why:
-            return unavailable(why)
+            return Way(reason=why, transient=why.startswith("could not read node"))
         check = ["sh", "-c", f"for t in {' '.join(TOOLS)}; do command -v $t >/dev/null || exit 127; done"]
         try:
             ran = self.run(pod.name, check, container or None)
@@ -133,7 +138,12 @@ class Inside:
                     self.namespace,
                     body,
                 )
-            except Forbidden:
+            except Forbidden as exc:
+                if "PodSecurity" in exc.message:
+                    # Pod Security admission, not RBAC: the namespace's policy refuses the probe container.
+                    return unavailable(
+                        f"the namespace's Pod Security admission refused the probe container: {exc.message}"
+                    )
                 return unavailable(
                     "forbidden: pods/ephemeralcontainers (the account may not patch "
                     f"pods/ephemeralcontainers in namespace {self.namespace})"
@@ -145,7 +155,7 @@ class Inside:
             except Invalid as exc:
                 return unavailable(f"the API server refused the probe container: {exc.message}")
             except StatefulError as exc:
-                return unavailable(f"could not add the probe container: {exc}")
+                return Way(reason=f"could not add the probe container: {exc}", transient=True)
         return self._started(pod.name, image, mounts)
 
     def _started(self, pod: str, image: str, mounts: dict[str, str]) -> Way:

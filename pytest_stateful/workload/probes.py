@@ -181,8 +181,11 @@ class Probes:
             if ran is None:
                 continue
             seen = ran[1].strip()
+            # setHostnameAsFQDN: the kernel hostname is the pod's FQDN, which starts with its name.
+            fqdn = f"{pod.name}.{pod.pod.subdomain}.{self.namespace}.svc.{self.cluster.cluster_domain}"
+            ok = seen == pod.name or (bool(pod.pod.subdomain) and seen == fqdn)
             message = f"hostname inside {pod.name} printed {seen!r}, not {pod.name!r}"
-            recorded.append(self._probe("hostname", pod, seen == pod.name, message, way.via, output=seen))
+            recorded.append(self._probe("hostname", pod, ok, message, way.via, output=seen))
         deadline = time.monotonic() + self.dns_timeout
         for target in pods:
             peers = [p for p in reachable if p.name != target.name] or [p for p in reachable if p is target]
@@ -191,25 +194,25 @@ class Probes:
             asker = peers[0]
             way = self._way(asker)
             name = f"{target.name}.{service}"
-            want = [target.pod.ip]
+            # What the DNS specification allows for this pod, as from outside (no record when the
+            # Service does not select it; a Service with a cluster IP may or may not answer).
+            acceptable = _pod_answers(target, self.recorder.current.get((SERVICE, service)), service)
+            want = acceptable[0]
 
             def resolve(asker: Entry = asker, way: Way = way, name: str = name) -> tuple[int, str] | None:
                 return self._run(asker, way, ["sh", "-c", RESOLVE, "resolve", name])
 
-            def answered(ran: tuple[int, str] | None, want: list[str] = want) -> bool:
-                return ran is None or ran[0] == 127 or sorted(ran[1].split()) == want
+            def answered(ran: tuple[int, str] | None, acceptable: list[list[str]] = acceptable) -> bool:
+                return ran is None or ran[0] == 127 or sorted(ran[1].split()) in acceptable
 
             ran = self._until(resolve, answered, deadline)
             if ran is None or ran[0] == 127:
                 continue
             answers = sorted(ran[1].split())
-            message = (
-                f"{name} resolved inside {asker.name} to {', '.join(answers) or 'nothing'}, "
-                f"not {target.name}'s IP {want[0]}"
-            )
-            recorded.append(
-                self._probe("dns", asker, answers == want, message, way.via, query=name, answers=answers, expected=want)
-            )
+            expected = f"{target.name}'s IP {want[0]}" if want else "no address (the Service does not list it)"
+            message = f"{name} resolved inside {asker.name} to {', '.join(answers) or 'nothing'}, not {expected}"
+            ok = answers in acceptable
+            recorded.append(self._probe("dns", asker, ok, message, way.via, query=name, answers=answers, expected=want))
         for (pod_name, template), (token, _via) in sorted(self.markers.items()):
             holder = self.view.pod(pod_name)
             if holder is None or template not in mounts:

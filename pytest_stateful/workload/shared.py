@@ -83,6 +83,18 @@ def refuse_takeover(cluster: ClusterHandle, namespace: str, docs: Iterable[Mappi
                 f"namespace {namespace} already holds StatefulSet {name}, which this run did not create: "
                 "delete it, or run in another namespace"
             )
+    pods = call(f"list pods in {namespace}", cluster.core.list_namespaced_pod, namespace, retry=True)
+    for doc in sets:
+        name = doc["metadata"]["name"]
+        # Pods of a StatefulSet deleted with --cascade=orphan: ours would adopt them, and delete them at the end.
+        orphans = sorted(
+            str(p.metadata.name) for p in pods.items if re.fullmatch(rf"{re.escape(name)}-\d+", p.metadata.name)
+        )
+        if orphans:
+            raise UsageError(
+                f"namespace {namespace} already holds pod {', '.join(orphans)}, which StatefulSet {name} would adopt: "
+                "delete it, or run in another namespace"
+            )
     claims = call(
         f"list PersistentVolumeClaims in {namespace}",
         cluster.core.list_namespaced_persistent_volume_claim,
@@ -161,8 +173,9 @@ def _delete(cluster: ClusterHandle, namespace: str, obj: Created) -> None:
         resp.read()
     except CLIENT_FAILURES as exc:
         error = api_error(exc, f"delete {obj}")
-        # Gone already, or (409) replaced by an object of the same name that is not ours.
-        if error.status not in (404, 409):
+        if error.status == 409:
+            return  # replaced by an object of the same name that is not ours: neither it nor its claims are ours
+        if error.status != 404:
             raise error from exc
     _done.setdefault(namespace, []).append(obj)
 

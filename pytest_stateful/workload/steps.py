@@ -50,6 +50,15 @@ STEPS: tuple[StepKind, ...] = (
     StepKind("delete_pod", "delete_pod", "Delete the pod of this ordinal.", ORDINAL, ("ordinal",), disruption=True),
     StepKind("delete_pods", "delete_pods", "Delete every pod at once.", {"const": "all"}, disruption=True),
     StepKind(
+        "force_delete_pod",
+        "force_delete_pod",
+        "Delete the pod of this ordinal with grace period 0, as many scripts and operators do: the API object "
+        "goes at once, whether or not its node confirmed that the containers stopped.",
+        ORDINAL,
+        ("ordinal",),
+        disruption=True,
+    ),
+    StepKind(
         "scale",
         "scale",
         "Set spec.replicas.",

@@ -52,10 +52,11 @@ def test_failing_examples_fail_with_the_right_messages() -> None:
     assert "parallel.stateful.yaml:10: expect: [ordered_creation, ordered_termination]" in out
 
 
-def test_a_stuck_rollout_fails_rollout_recovers_naming_the_pod_and_the_manual_step() -> None:
+def test_the_broken_failure_examples_fail_naming_the_stuck_pod_and_the_availability_dip() -> None:
     result = _run("examples/failures/broken", env={"PYTEST_STATEFUL_FAILING": "1"})
     out = result.stdout
     assert result.returncode == 1, out + result.stderr
+    assert "2 failed" in out, out
     for text in [
         "rollout_recovers: FAILED (api level) - the rollout of web did not recover: web-2 is on revision",
         "(not the update revision web-",
@@ -64,6 +65,9 @@ def test_a_stuck_rollout_fails_rollout_recovers_naming_the_pod_and_the_manual_st
         "(kubernetes/kubernetes#67250)",
         "manual step that unsticks it: kubectl delete pod web-2 -n stateful-",
         "could not settle (timed out after 20 s",
+        "availability: FAILED (api level) - during drain_node, only 0 of 3 pods of web were available (below 2) for",
+        "down: web-0, web-1, web-2",
+        "no PodDisruptionBudget selects the pods of web: nothing limits evictions",
     ]:
         assert text in out, f"missing {text!r} in:\n{out}"
     assert "Traceback" not in out

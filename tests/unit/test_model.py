@@ -335,6 +335,19 @@ def test_legal_run_never_fails_ordered_rolling_update_max_unavailable(s: Scenari
     assert_legal(s, "ordered_rolling_update")
 
 
+@_settings(250)
+@given(s=scenarios(allowed=(*ACTIONS, "make_ready")))
+def test_legal_run_never_fails_availability(s: Scenario) -> None:
+    """Issue 13: a controller that follows the upstream rules never breaks the availability floor."""
+    assert_legal(s, "availability")
+
+
+@_settings(100)
+@given(s=scenarios(strategy="RollingUpdate", max_unavailable=(2, 3), replicas=(2, 4), allowed=(), required=("update",)))
+def test_legal_run_never_fails_availability_max_unavailable(s: Scenario) -> None:
+    assert_legal(s, "availability")
+
+
 # -- the model itself: a legal receive order --------------------------------------------------
 
 

@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SAMPLES: dict[str, Any] = {
     "delete_pod": 1,
     "delete_pods": "all",
+    "force_delete_pod": 0,
     "scale": 3,
     "rollout_restart": True,
     "update_image": {"container": "nginx", "image": "nginx:1.10"},
