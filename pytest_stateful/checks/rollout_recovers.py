@@ -12,10 +12,11 @@ MaxUnavailableStatefulSet rolling update only while fewer than maxUnavailable po
 too (kubernetes/kubernetes#137409). A bad canary (partition) that breaks fewer pods than
 maxUnavailable recovers.
 
-Judged on the last recorded state: the final StatefulSet's update revision must be the one the
-last template change produced (the fix), and every ordinal it asks for must have a live pod on that
-revision and Ready. A run without a bad_rollout has not exercised the guarantee; neither has one
-in which the test deleted a pod after the bad rollout (recovery on its own was not shown).
+Judged on the last recorded state: every ordinal the final StatefulSet asks for at or above its
+partition must have a live pod on the update revision and Ready (below the partition the spec
+keeps the current revision, so those pods need only be Ready). A run without a bad_rollout has
+not exercised the guarantee; neither has one in which the test deleted a pod after the bad rollout
+(recovery on its own was not shown).
 """
 
 from __future__ import annotations
@@ -54,7 +55,15 @@ def check(timeline: Timeline, subject: Subject) -> Verdict:
     sts = final.sts
     fix = next((e for e in steps if e.seq > bad.seq and e.get("action") in FIXES), None)
     pods = _live(timeline, name)
-    stuck = [o for o in sts.ordinals if not _done(pods.get(f"{name}-{o}"), sts.update_revision)]
+    # Below the partition the spec keeps the current revision: those pods need only be Ready.
+    split = sts.ordinals_start + sts.partition if sts.strategy == "RollingUpdate" else sts.ordinals_start
+    stuck = [
+        o
+        for o in sts.ordinals
+        if not (
+            _done(pods.get(f"{name}-{o}"), sts.update_revision) if o >= split else _healthy(pods.get(f"{name}-{o}"))
+        )
+    ]
     if fix is None:
         return judged(
             GUARANTEE,
