@@ -94,6 +94,7 @@ def reduce_pdb(obj: Mapping[str, Any]) -> dict[str, Any]:
     spec = obj.get("spec") or {}
     return {
         "selector": dict((spec.get("selector") or {}).get("matchLabels") or {}),
+        "expressions": list((spec.get("selector") or {}).get("matchExpressions") or []),
         "min_available": spec.get("minAvailable"),
         "max_unavailable": spec.get("maxUnavailable"),
     }

@@ -18,6 +18,7 @@ and no drain happened.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from pytest_stateful.checks.verdict import Subject, Verdict, Violation, incomplete, judged, not_exercised
@@ -47,10 +48,15 @@ class Dip:
 class _State:
     pods: dict[int, Entry] = field(default_factory=dict)
     excluded: dict[int, str] = field(default_factory=dict)  # ordinal -> uid the test deleted
-    held: set[str] = field(default_factory=set)  # pods held NotReady by make_unready
+    held: set[str] = field(default_factory=set)  # UIDs of pods held NotReady by make_unready
+    seen: set[int] = field(default_factory=set)  # ordinals that have had a Ready pod
     sts: StsData | None = None
     budgets: dict[str, Entry] = field(default_factory=dict)
     draining: bool = False
+    # A drain is judged until its evicted pods are gone and their ordinals available again, also
+    # when the step itself ended earlier (settle: false).
+    evicted: set[str] = field(default_factory=set)
+    drained: set[int] = field(default_factory=set)
 
 
 def check(timeline: Timeline, subject: Subject) -> Verdict:
@@ -68,16 +74,16 @@ def check(timeline: Timeline, subject: Subject) -> Verdict:
         _apply(s, e, name, own)
         if s.sts is None:
             continue
-        window = _window(s)
+        window = _window(s, e.t)
         if window is None:
             if open_dip is not None:
                 open_dip.end = e.t
                 open_dip = None
             continue
-        during, floor = window
+        during, floor, min_ready = window
         judged_any = True
-        available, down = _count(s, e.t, name)
-        of = s.sts.replicas
+        available, down = _count(s, e.t, name, min_ready)
+        of = _judged_replicas(s)
         if lowest is None or available < lowest[0]:
             lowest = (available, of, e.t)
         if available < floor:
@@ -126,8 +132,8 @@ def series(timeline: Timeline, name: str) -> list[tuple[float, int, int, int | N
         _apply(s, e, name, own)
         if s.sts is None:
             continue
-        window = _window(s)
-        available, _ = _count(s, e.t, name)
+        window = _window(s, e.t)
+        available, _ = _count(s, e.t, name, window[2] if window else True)
         points.append((e.t, available, s.sts.replicas, window[1] if window else None))
     return points
 
@@ -150,19 +156,26 @@ def _apply(s: _State, e: Entry, name: str, own: set[str]) -> None:
             s.budgets.pop(e.name, None)
         else:
             s.budgets[e.name] = e
+    elif e.kind == STEP and e.type == "deletes" and e.get("action") == "drain_node":
+        s.evicted |= set(e.get("uids", []))
+        s.drained |= {k for k in (ordinal_of(str(p), name) for p in e.get("pods", [])) if k is not None}
     elif e.kind == STEP and e.type in ("begin", "end"):
         action = e.get("action")
+        k = ordinal_of(str(e.get("detail")), name)
         if action == "drain_node":
             s.draining = e.type == "begin"
-        elif action == "make_unready" and e.type == "begin":
-            s.held.add(str(e.get("detail")))
-        elif action == "make_ready" and e.type == "begin":
-            s.held.discard(str(e.get("detail")))
+        elif action == "make_unready" and e.type == "begin" and k in s.pods:
+            s.held.add(s.pods[k].uid)
+        elif action == "make_ready" and e.type == "begin" and k in s.pods:
+            s.held.discard(s.pods[k].uid)
     elif e.kind == POD:
         k = ordinal_of(e.name, name)
         if k is None:
             return
+        if e.type != "DELETED" and e.pod.ready and not e.pod.deleting:
+            s.seen.add(k)  # an ordinal counts once it has been up: a scale-up's new pods are not "down"
         if e.type == "DELETED":
+            s.evicted.discard(e.uid)
             if k in s.pods and s.pods[k].uid == e.uid:
                 del s.pods[k]
             if e.uid in own:
@@ -171,22 +184,54 @@ def _apply(s: _State, e: Entry, name: str, own: set[str]) -> None:
         s.pods[k] = e
         if e.uid in own and e.pod.deleting:
             s.excluded[k] = e.uid
+        elif k in s.excluded and e.uid != s.excluded[k] and s.sts is not None and _available(e, s.sts, e.t):
+            del s.excluded[k]  # the replacement of a pod the test deleted is up: judged again from here
 
 
-def _window(s: _State) -> tuple[str, int] | None:
-    """What is being judged now and its floor, or None between updates and drains."""
+def _window(s: _State, t: float) -> tuple[str, int, bool] | None:
+    """What is being judged now, its floor, and whether minReadySeconds counts; None between
+    updates and drains."""
     assert s.sts is not None
-    replicas = s.sts.replicas
+    replicas = _judged_replicas(s)
     rolling = replicas - _max_unavailable(s.sts)
-    if s.draining:
+    if s.draining or s.evicted or any(not _up(s, k, t, True) for k in s.drained):
         budget = _budget(s)
         if budget is not None:
             pdb, floor = budget
-            return f"drain_node (PodDisruptionBudget {pdb} allows {replicas - floor} down)", floor
-        return "drain_node", rolling
-    if s.sts.rolling_out and s.sts.strategy == "RollingUpdate":
-        return "the rolling update", rolling
+            # The disruption controller counts a pod healthy once Ready (countHealthyPods), not after minReadySeconds.
+            return f"drain_node (PodDisruptionBudget {pdb} allows {s.sts.replicas - floor} down)", floor, False
+        return "drain_node", rolling, True
+    s.drained.clear()  # the drain is over: its ordinals are back
+    if s.sts.strategy == "RollingUpdate" and s.sts.rolling_out and not _partition_done(s, t):
+        return "the rolling update", rolling, True
     return None
+
+
+def _judged_replicas(s: _State) -> int:
+    """The replicas the floor is taken from: ordinals the spec asks for that have had a Ready pod (a
+    scale-up's ordinals not up yet are not down)."""
+    assert s.sts is not None
+    return sum(1 for k in s.sts.ordinals if k in s.seen)
+
+
+def _partition_done(s: _State, t: float) -> bool:
+    """A partitioned rollout is done (the controller keeps currentRevision until all are updated) once
+    every ordinal at or above the partition runs the update revision and is available."""
+    assert s.sts is not None
+    split = s.sts.ordinals_start + s.sts.partition
+    if s.sts.partition <= 0:
+        return False
+    return all(
+        (p := s.pods.get(k)) is not None and p.pod.revision == s.sts.update_revision and _available(p, s.sts, t)
+        for k in s.sts.ordinals
+        if k >= split
+    )
+
+
+def _up(s: _State, k: int, t: float, min_ready: bool) -> bool:
+    pod = s.pods.get(k)
+    assert s.sts is not None
+    return pod is not None and _available(pod, s.sts, t, min_ready)
 
 
 def _max_unavailable(sts: StsData) -> int:
@@ -197,11 +242,12 @@ def _max_unavailable(sts: StsData) -> int:
 
 
 def _budget(s: _State) -> tuple[str, int] | None:
-    """The PodDisruptionBudget that selects the StatefulSet's pods, and how many must stay available."""
+    """The PodDisruptionBudget that selects the StatefulSet's pods (by their labels), and how many
+    must stay available."""
     assert s.sts is not None
+    labels = [p.pod.labels for p in s.pods.values()]
     for name, pdb in s.budgets.items():
-        selector = pdb.get("selector") or {}
-        if selector and all(s.sts.selector.get(k) == v for k, v in selector.items()):
+        if labels and all(_selects(pdb, pod_labels) for pod_labels in labels):
             replicas = s.sts.replicas
             low = pdb.get("min_available")
             if low is not None:
@@ -212,6 +258,24 @@ def _budget(s: _State) -> tuple[str, int] | None:
     return None
 
 
+def _selects(pdb: Entry, labels: Mapping[str, str]) -> bool:
+    """A label selector (matchLabels and matchExpressions) against one pod's labels; an empty
+    selector selects every pod (policy/v1)."""
+    if any(labels.get(k) != v for k, v in (pdb.get("selector") or {}).items()):
+        return False
+    for expr in pdb.get("expressions") or []:
+        key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
+        present = key in labels
+        if (
+            (op == "In" and labels.get(key) not in values)
+            or (op == "NotIn" and present and labels.get(key) in values)
+            or (op == "Exists" and not present)
+            or (op == "DoesNotExist" and present)
+        ):
+            return False
+    return True
+
+
 def _scaled(value: int | str, total: int, up: bool) -> int:
     if isinstance(value, str) and value.endswith("%"):
         share = total * int(value[:-1]) / 100
@@ -219,29 +283,26 @@ def _scaled(value: int | str, total: int, up: bool) -> int:
     return int(value)
 
 
-def _count(s: _State, t: float, name: str) -> tuple[int, list[str]]:
-    """Available pods among the ordinals the spec asks for (excluded ones count), and the pods down."""
+def _count(s: _State, t: float, name: str, min_ready: bool = True) -> tuple[int, list[str]]:
+    """Available pods among the ordinals judged (excluded ones count), and the pods down."""
     assert s.sts is not None
     available, down = 0, []
     for k in s.sts.ordinals:
+        if k not in s.seen:
+            continue
         pod = s.pods.get(k)
-        if pod is not None and k in s.excluded and pod.uid != s.excluded[k] and _available(pod, s.sts, t):
-            del s.excluded[k]  # the replacement of a pod the test deleted is up: judged again from here
-        if (
-            k in s.excluded
-            or (pod is not None and pod.name in s.held)
-            or (pod is not None and _available(pod, s.sts, t))
-        ):
+        counted = pod is not None and (pod.uid in s.held or _available(pod, s.sts, t, min_ready))
+        if k in s.excluded or counted:
             available += 1
         else:
             down.append(pod.name if pod is not None else f"{name}-{k} (missing)")
     return available, down
 
 
-def _available(pod: Entry, sts: StsData, t: float) -> bool:
+def _available(pod: Entry, sts: StsData, t: float, min_ready: bool = True) -> bool:
     d = pod.pod
     if not d.ready or d.deleting:
         return False
-    if sts.min_ready_seconds and d.ready_since is not None:
+    if min_ready and sts.min_ready_seconds and d.ready_since is not None:
         return t - d.ready_since >= sts.min_ready_seconds
     return True

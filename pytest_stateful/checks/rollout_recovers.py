@@ -49,10 +49,32 @@ def check(timeline: Timeline, subject: Subject) -> Verdict:
             GUARANTEE,
             f"the test deleted {', '.join(deleted)} after the bad rollout: recovery on its own was not shown",
         )
+    scaled = [e for e in steps if e.seq > bad.seq and e.get("action") == "scale"]
+    if scaled:
+        # Scaling below a broken ordinal makes the controller delete it (processCondemned): a manual unstick.
+        return not_exercised(
+            GUARANTEE, f"the test scaled {name} after the bad rollout: recovery on its own was not shown"
+        )
     final = timeline.statefulset(name)
     if final is None:
         return judged(GUARANTEE, timeline, [], "", [f"StatefulSet {name} was never seen in {subject.namespace}"])
     sts = final.sts
+    if sts.observed_generation < sts.generation:
+        return Verdict(
+            GUARANTEE,
+            "incomplete",
+            f"the record ends before the controller observed the last change of {name} (observedGeneration "
+            f"{sts.observed_generation} < generation {sts.generation}): recovery cannot be judged",
+        )
+    if sts.strategy == "OnDelete":
+        return not_exercised(
+            GUARANTEE, "updateStrategy OnDelete replaces pods only when they are deleted: nothing recovers on its own"
+        )
+    sets = [e for e in timeline.of(STS) if e.name == name and e.type != "DELETED"]
+    before = next((e.sts.update_revision for e in reversed(sets) if e.seq < bad.seq), "")
+    broken = next((e.sts.update_revision for e in sets if e.seq > bad.seq and e.sts.update_revision != before), "")
+    if not broken or not any(e.pod.revision == broken for e in timeline.of(POD) if e.type != "DELETED"):
+        return not_exercised(GUARANTEE, f"no pod of {name} ran the bad rollout's revision: it broke nothing")
     fix = next((e for e in steps if e.seq > bad.seq and e.get("action") in FIXES), None)
     pods = _live(timeline, name)
     # Below the partition the spec keeps the current revision: those pods need only be Ready.
@@ -76,7 +98,15 @@ def check(timeline: Timeline, subject: Subject) -> Verdict:
             "",
             kinds=KINDS,
         )
-    if not stuck and sts.strategy != "OnDelete":
+    if fix is not None and sts.update_revision == broken:
+        return judged(
+            GUARANTEE,
+            timeline,
+            [Violation(f"the fix did not change the revision of {name}: its update revision is still {broken}", fix)],
+            "",
+            kinds=KINDS,
+        )
+    if not stuck:
         recovered = _recovered_at(timeline, name, sts.update_revision, fix)
         timings = {"recovery_s": round(recovered - fix.t, 3)} if recovered is not None else {}
         took = f" {recovered - fix.t:.1f} s after the fix" if recovered is not None else ""
@@ -88,8 +118,6 @@ def check(timeline: Timeline, subject: Subject) -> Verdict:
             "with no pod deleted by the test",
             timings=timings,
         )
-    if not stuck:
-        stuck = list(sts.ordinals)
     # The pod the controller waits on: the lowest that is not Ready (else the lowest left behind).
     unhealthy = [o for o in stuck if not _healthy(pods.get(f"{name}-{o}"))]
     first = f"{name}-{(unhealthy or stuck)[0]}"

@@ -63,3 +63,71 @@ def test_evictions_during_a_drain_are_judged_against_the_pod_disruption_budget()
     without = run_check("availability", renumbered([*entries, begin, *gone, end]), SUBJECT)
     assert without.status == "failed"
     assert "no PodDisruptionBudget selects the pods of web" in without.diagnosis[0]
+
+
+def _live(entries: list[Entry]) -> list[Entry]:
+    live: dict[str, Entry] = {}
+    for e in entries:
+        if e.kind == POD and e.type == "DELETED":
+            live.pop(e.name, None)
+        elif e.kind == POD:
+            live[e.name] = e
+    return sorted(live.values(), key=lambda e: e.name)
+
+
+def test_a_drain_that_does_not_settle_is_judged_until_its_evicted_pods_are_back() -> None:
+    # drain_node(settle=False): the step ends before the watch shows the evictions.
+    entries = list(load("good").entries)
+    pods, t = _live(entries), entries[-1].t
+    begin = Entry(0, t + 0.1, STEP, "begin", "drain_node", data={"action": "drain_node", "detail": "node-1"})
+    note = Entry(
+        0, t + 0.1, STEP, "deletes", "drain_node",
+        data={"action": "drain_node", "pods": [p.name for p in pods], "uids": [p.uid for p in pods]},
+    )  # fmt: skip
+    end = Entry(0, t + 0.15, STEP, "end", "drain_node", data={"action": "drain_node", "ok": True})
+    gone = [dataclasses.replace(p, t=t + 0.2, data={**p.data, "deleting": True}) for p in pods]
+    verdict = run_check("availability", renumbered([*entries, begin, note, end, *gone]), SUBJECT)
+    assert verdict.status == "failed", verdict.explain()
+    assert verdict.summary.startswith("during drain_node, only 0 of 3 pods of web were available")
+
+
+def test_a_budget_selecting_the_pods_by_a_template_label_is_the_one_judged() -> None:
+    entries = list(load("good").entries)
+    t = entries[-1].t
+    pods = [dataclasses.replace(p, data={**p.data, "labels": {**p.pod.labels, "tier": "web"}}) for p in _live(entries)]
+    budget = Entry(0, t, PDB, "ADDED", "web", data={"selector": {"app": "nginx", "tier": "web"}, "max_unavailable": 2})
+    begin = Entry(0, t + 0.1, STEP, "begin", "drain_node", data={"action": "drain_node", "detail": "node-1"})
+    gone = [dataclasses.replace(p, t=t + 0.2, data={**p.data, "deleting": True}) for p in pods[:2]]
+    end = Entry(0, t + 0.5, STEP, "end", "drain_node", data={"action": "drain_node", "ok": True})
+    verdict = run_check("availability", renumbered([*entries, *pods, budget, begin, *gone, end]), SUBJECT)
+    assert verdict.passed, verdict.explain()
+
+
+def test_new_ordinals_of_a_scale_up_after_a_partitioned_rollout_are_not_down() -> None:
+    # A partitioned rollout keeps currentRevision (completeRollingUpdate waits for every replica); a
+    # scale-up after it creates pods that were never up: neither is a dip.
+    entries = list(load("good").entries)
+    sts = next(e for e in reversed(entries) if e.kind == STS)
+    web2 = next(e for e in reversed(entries) if e.kind == POD and e.name == "web-2")
+    t, new = entries[-1].t, "web-7777777777"
+
+    def at(dt: float, **kw: object) -> Entry:
+        return dataclasses.replace(sts, t=t + dt, data={**sts.data, **kw})
+
+    def pod(dt: float, name: str, type_: str, uid: str, **kw: object) -> Entry:
+        return Entry(0, t + dt, POD, type_, name, uid, data={**web2.data, **kw})
+
+    extra = [
+        at(0.02, partition=2, update_revision=new),
+        dataclasses.replace(web2, t=t + 0.03, data={**web2.data, "deleting": True}),
+        dataclasses.replace(web2, t=t + 0.2, type="DELETED", data={**web2.data, "deleting": True}),
+        pod(0.21, "web-2", "ADDED", "n2", ready=False, revision=new),
+        pod(0.5, "web-2", "MODIFIED", "n2", ready=True, ready_since=t + 0.5, revision=new),
+        at(1.01, partition=2, update_revision=new, replicas=5),
+        pod(1.02, "web-3", "ADDED", "n3", ready=False, revision=new),
+        pod(1.02, "web-4", "ADDED", "n4", ready=False, revision=new),
+        pod(1.3, "web-3", "MODIFIED", "n3", ready=True, ready_since=t + 1.3, revision=new),
+        pod(1.3, "web-4", "MODIFIED", "n4", ready=True, ready_since=t + 1.3, revision=new),
+    ]
+    verdict = run_check("availability", renumbered([*entries, *extra]), SUBJECT)
+    assert verdict.passed, verdict.explain()

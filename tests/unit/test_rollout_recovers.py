@@ -62,3 +62,26 @@ def test_a_test_that_deletes_the_stuck_pod_itself_has_not_shown_recovery() -> No
     verdict = run_check("rollout_recovers", renumbered([*timeline.entries, deletes]), SUBJECT)
     assert verdict.status == "not exercised"
     assert "the test deleted web-2 after the bad rollout" in verdict.summary
+
+
+def test_a_record_that_ends_before_the_controller_observed_the_fix_cannot_pass() -> None:
+    entries = [e for e in load("stuck_rollout").entries if e.seq <= 69]  # the controller silent from here
+    sts = next(e for e in reversed(entries) if e.kind == STS)
+    t = entries[-1].t
+    extra = [
+        dataclasses.replace(sts, t=t + 0.01, data={**sts.data, "generation": 2}),
+        Entry(0, t + 2, STEP, "begin", "update_image", data={"action": "update_image", "detail": "nginx=nginx:1.10"}),
+        dataclasses.replace(sts, t=t + 2.01, data={**sts.data, "generation": 3}),
+    ]
+    verdict = run_check("rollout_recovers", renumbered([*entries, *extra]), SUBJECT)
+    assert verdict.status == "incomplete", verdict.explain()
+
+
+def test_scaling_after_the_bad_rollout_is_a_manual_unstick_not_recovery() -> None:
+    # Scaling below the broken ordinal makes the controller delete it (processCondemned).
+    timeline = load("stuck_rollout")
+    t = timeline.entries[-1].t
+    scale = Entry(0, t + 0.1, STEP, "begin", "scale", data={"action": "scale", "detail": "to 2"})
+    verdict = run_check("rollout_recovers", renumbered([*timeline.entries, scale]), SUBJECT)
+    assert verdict.status == "not exercised"
+    assert verdict.summary == "the test scaled web after the bad rollout: recovery on its own was not shown"
