@@ -18,7 +18,7 @@ from typing import Any
 
 from pytest_stateful.cluster.api import CLIENT_FAILURES, call
 from pytest_stateful.cluster.handle import ClusterHandle
-from pytest_stateful.errors import Forbidden, NotFound, StatefulError, UsageError, api_error
+from pytest_stateful.errors import Conflict, Forbidden, NotFound, StatefulError, UsageError, api_error
 from pytest_stateful.workload.cleanup import CLEANUP_TIMEOUT
 
 # Seconds to wait, after deleting, for the run's pods and claims to be gone: the next test in the
@@ -132,6 +132,15 @@ def clean(namespace: str, wait: float = GONE_TIMEOUT) -> list[str]:
         return []
     cluster, objects = entry
     failures: list[str] = []
+    ours = [o for o in objects if o.kind == "StatefulSet"]
+    if ours:
+        try:
+            # Before the StatefulSets go: every claim matching their names now is theirs (a claim that
+            # existed before them refused the run), while one made later by a StatefulSet of the same
+            # name that someone else creates is not. Deleted and waited on by UID.
+            _claims.setdefault(namespace, {}).update(_claims_of(cluster, namespace, ours))
+        except StatefulError as exc:
+            failures.append(f"the claims of {', '.join(o.name for o in ours)} (could not list: {exc})")
     for obj in reversed(list(objects)):
         try:
             _delete(cluster, namespace, obj)
@@ -153,11 +162,28 @@ def clean(namespace: str, wait: float = GONE_TIMEOUT) -> list[str]:
     if not objects:
         _shared.pop(namespace, None)
         _done.pop(namespace, None)
+        _claims.pop(namespace, None)
     return failures + left
 
 
-# namespace -> objects deleted by `clean`, whose pods and claims it waits for
+# namespace -> objects deleted by `clean`, whose pods it waits for
 _done: dict[str, list[Created]] = {}
+# namespace -> {claim name: UID} of the run's StatefulSets, listed before they were deleted
+_claims: dict[str, dict[str, str]] = {}
+
+
+def _claims_of(cluster: ClusterHandle, namespace: str, sets: list[Created]) -> dict[str, str]:
+    listed = call(
+        f"list PersistentVolumeClaims in {namespace}",
+        cluster.core.list_namespaced_persistent_volume_claim,
+        namespace,
+        retry=True,
+    )
+    return {
+        str(c.metadata.name): str(c.metadata.uid)
+        for c in listed.items
+        if any((p := _claim_pattern(s.name, s.templates)) and p.match(c.metadata.name) for s in sets)
+    }
 
 
 def _delete(cluster: ClusterHandle, namespace: str, obj: Created) -> None:
@@ -181,8 +207,9 @@ def _delete(cluster: ClusterHandle, namespace: str, obj: Created) -> None:
 
 
 def _remaining(cluster: ClusterHandle, namespace: str, sets: list[Created]) -> list[str]:
-    """Pods of the run's StatefulSets and their claims that still exist; the claims are deleted here
-    (the StatefulSet controller keeps them unless its retention policy says otherwise)."""
+    """Pods of the run's StatefulSets (by owner UID) and their claims (by UID, listed before the
+    StatefulSets went) that still exist; the claims are deleted here (the StatefulSet controller keeps
+    them unless its retention policy says otherwise)."""
     left: list[str] = []
     uids = {s.uid for s in sets}
     pods = call(f"list pods in {namespace}", cluster.core.list_namespaced_pod, namespace, retry=True)
@@ -190,6 +217,7 @@ def _remaining(cluster: ClusterHandle, namespace: str, sets: list[Created]) -> l
         owners = {o.uid for o in pod.metadata.owner_references or []}
         if owners & uids:
             left.append(f"Pod {pod.metadata.name}")
+    ours = _claims.get(namespace, {})
     claims = call(
         f"list PersistentVolumeClaims in {namespace}",
         cluster.core.list_namespaced_persistent_volume_claim,
@@ -197,17 +225,18 @@ def _remaining(cluster: ClusterHandle, namespace: str, sets: list[Created]) -> l
         retry=True,
     )
     for claim in claims.items:
-        name = str(claim.metadata.name)
-        if not any((p := _claim_pattern(s.name, s.templates)) and p.match(name) for s in sets):
+        name, uid = str(claim.metadata.name), str(claim.metadata.uid)
+        if ours.get(name) != uid:
             continue
         left.append(f"PersistentVolumeClaim {name}")
         if claim.metadata.deletion_timestamp is None:
-            with contextlib.suppress(NotFound):
+            with contextlib.suppress(NotFound, Conflict):  # gone, or (409) no longer that claim
                 call(
                     f"delete PersistentVolumeClaim {name}",
                     cluster.core.delete_namespaced_persistent_volume_claim,
                     name,
                     namespace,
+                    body={"preconditions": {"uid": uid}},
                     _request_timeout=CLEANUP_TIMEOUT,
                 )
     return left
