@@ -36,8 +36,8 @@ class Probes:
         self.cluster, self.namespace, self.recorder, self.view = cluster, namespace, recorder, view
         self.dns_timeout = dns_timeout
         self.inside = Inside(cluster, namespace)
-        # Node level: (pod, claim template) -> (token, the way it was written) before a disruption.
-        self.markers: dict[tuple[str, str], tuple[str, str]] = {}
+        # Node level: (pod, claim template) -> the token written before a disruption.
+        self.markers: dict[tuple[str, str], str] = {}
         # (pod uid, reason) already recorded as "unavailable".
         self._unavailable: set[tuple[str, str]] = set()
 
@@ -160,7 +160,7 @@ class Probes:
                 write = ["sh", "-c", f"echo {token} > {path}/{MARKER_FILE}"]
                 ran = self._run(pod, way, write)
                 if ran is not None and ran[0] == 0:
-                    self.markers[(pod.name, template)] = (token, way.via)
+                    self.markers[(pod.name, template)] = token
 
     def node(self) -> list[Entry]:
         """Node level, after a step settled: hostname inside each pod, DNS from inside a pod,
@@ -213,7 +213,7 @@ class Probes:
             message = f"{name} resolved inside {asker.name} to {', '.join(answers) or 'nothing'}, not {expected}"
             ok = answers in acceptable
             recorded.append(self._probe("dns", asker, ok, message, way.via, query=name, answers=answers, expected=want))
-        for (pod_name, template), (token, _via) in sorted(self.markers.items()):
+        for (pod_name, template), token in sorted(self.markers.items()):
             holder = self.view.pod(pod_name)
             if holder is None or template not in mounts:
                 continue

@@ -14,6 +14,15 @@ from typing import Any
 
 ORDINAL = {"type": "integer", "minimum": 0, "maximum": 2147483647}
 STEP_OPTIONS = ("settle", "timeout")
+CONTAINER_IMAGE = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["container", "image"],
+    "properties": {
+        "container": {"type": "string", "minLength": 1},
+        "image": {"type": "string", "minLength": 1},
+    },
+}
 
 
 @dataclass(frozen=True)
@@ -77,15 +86,7 @@ STEPS: tuple[StepKind, ...] = (
         "update_image",
         "update_image",
         "Change one container's image.",
-        {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["container", "image"],
-            "properties": {
-                "container": {"type": "string", "minLength": 1},
-                "image": {"type": "string", "minLength": 1},
-            },
-        },
+        CONTAINER_IMAGE,
         ("container", "image"),
         disruption=True,
     ),
@@ -95,15 +96,7 @@ STEPS: tuple[StepKind, ...] = (
         "Roll out a revision whose pods never become Ready: this image (one that cannot be pulled, used as "
         "given), and on the local cluster's simulated nodes a readiness hold; does not settle. The next "
         "update_image or rollout_restart is the fix and drops the hold.",
-        {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["container", "image"],
-            "properties": {
-                "container": {"type": "string", "minLength": 1},
-                "image": {"type": "string", "minLength": 1},
-            },
-        },
+        CONTAINER_IMAGE,
         ("container", "image"),
         settles=False,
         options=(),

@@ -45,6 +45,24 @@ def write_shell_less(directory: Path, replicas: int = 2, host_network: bool = Fa
     return path
 
 
+def copy_seed(directory: Path) -> None:
+    """The seed web example (manifests and spec) into `directory`."""
+    for name in ("svc.yaml", "statefulset.yaml", "web.stateful.yaml"):
+        shutil.copy(WEB / name, directory / name)
+
+
+def as_runner(kubeconfig: Path, namespace: str, real: LocalCluster, reports: Path, *more: str) -> list[str]:
+    """Options of a run as the locked-down account, in its namespace, asking the cluster DNS directly."""
+    return existing(
+        kubeconfig,
+        "runner",
+        f"--stateful-namespace={namespace}",
+        f"--stateful-dns={real.dns_address}",
+        f"--stateful-report-dir={reports}",
+        *more,
+    )
+
+
 def verdicts(reports: Path) -> dict[str, dict[str, Any]]:
     (report,) = reports.glob("*.json")
     loaded: dict[str, dict[str, Any]] = json.loads(report.read_text())["verdicts"]
@@ -90,8 +108,7 @@ def locked_down(real: LocalCluster, tmp_path: Path) -> Any:
 def test_existing_provider_gives_node_level_evidence_on_the_seed_web_example(
     pytester: pytest.Pytester, real: LocalCluster
 ) -> None:
-    for name in ("svc.yaml", "statefulset.yaml", "web.stateful.yaml"):
-        shutil.copy(WEB / name, pytester.path / name)
+    copy_seed(pytester.path)
     reports = pytester.path / "reports"
     result = pytester.runpytest(
         *existing(real.kubeconfig, real.context, f"--stateful-image={TOOLS}", f"--stateful-report-dir={reports}")
@@ -170,15 +187,7 @@ def test_a_forbidden_probe_makes_node_level_evidence_not_available_naming_what_w
         "expect: [stable_identity, pod_dns, stable_storage]\n"
     )
     reports = pytester.path / "reports"
-    result = pytester.runpytest(
-        *existing(
-            kubeconfig,
-            "runner",
-            f"--stateful-namespace={namespace}",
-            f"--stateful-dns={real.dns_address}",
-            f"--stateful-report-dir={reports}",
-        )
-    )
+    result = pytester.runpytest(*as_runner(kubeconfig, namespace, real, reports))
     result.assert_outcomes(passed=1)
     got = verdicts(reports)
     for guarantee in NODE_GUARANTEES:
@@ -216,22 +225,12 @@ def test_an_account_that_may_write_only_in_its_namespace_runs_the_seed_spec_and_
     pytester: pytest.Pytester, real: LocalCluster, locked_down: Any
 ) -> None:
     namespace, kubeconfig = locked_down()
-    for name in ("svc.yaml", "statefulset.yaml", "web.stateful.yaml"):
-        shutil.copy(WEB / name, pytester.path / name)
+    copy_seed(pytester.path)
     admin = config.new_client_from_config(config_file=str(real.kubeconfig), context=real.context)
     core = client.CoreV1Api(admin)
     before = {n.metadata.name for n in core.list_namespace().items}
     reports = pytester.path / "reports"
-    result = pytester.runpytest(
-        *existing(
-            kubeconfig,
-            "runner",
-            f"--stateful-namespace={namespace}",
-            f"--stateful-dns={real.dns_address}",
-            f"--stateful-image={TOOLS}",
-            f"--stateful-report-dir={reports}",
-        )
-    )
+    result = pytester.runpytest(*as_runner(kubeconfig, namespace, real, reports, f"--stateful-image={TOOLS}"))
     result.assert_outcomes(passed=1)
     assert all(v["status"] == "passed" for v in verdicts(reports).values())
     try:
@@ -262,8 +261,7 @@ def test_a_statefulset_of_the_same_name_it_did_not_create_is_refused_and_kept(py
     try:
         theirs = shell_less(replicas=0)[0]
         apps.create_namespaced_stateful_set(namespace, theirs)
-        for name in ("svc.yaml", "statefulset.yaml", "web.stateful.yaml"):
-            shutil.copy(WEB / name, pytester.path / name)
+        copy_seed(pytester.path)
         result = pytester.runpytest(f"--stateful-namespace={namespace}", "-p", "no:cacheprovider")
         result.assert_outcomes(failed=1)
         result.stdout.fnmatch_lines(
@@ -359,8 +357,7 @@ def test_an_account_that_may_not_create_namespaces_is_told_so_in_one_sentence(
     pytester: pytest.Pytester, locked_down: Any
 ) -> None:
     _namespace, kubeconfig = locked_down()
-    for name in ("svc.yaml", "statefulset.yaml", "web.stateful.yaml"):
-        shutil.copy(WEB / name, pytester.path / name)
+    copy_seed(pytester.path)
     result = pytester.runpytest(*existing(kubeconfig, "runner", "--stateful-dns=127.0.0.1:10054"))
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(

@@ -42,13 +42,7 @@ def test_a_second_pod_down_during_the_rolling_update_fails_naming_the_minimum_an
 def test_evictions_during_a_drain_are_judged_against_the_pod_disruption_budget() -> None:
     entries = list(load("good").entries)
     sts = next(e for e in entries if e.kind == STS)
-    live: dict[str, Entry] = {}
-    for e in entries:
-        if e.kind == POD and e.type == "DELETED":
-            live.pop(e.name, None)
-        elif e.kind == POD:
-            live[e.name] = e
-    pods = sorted(live.values(), key=lambda e: e.name)  # web-0, web-1, web-2, all Ready
+    pods = _live(entries)  # web-0, web-1, web-2, all Ready
     t = entries[-1].t
     budget = Entry(0, t, PDB, "ADDED", "web", data={"selector": dict(sts.sts.selector), "max_unavailable": 2})
     begin = Entry(0, t + 0.1, STEP, "begin", "drain_node", data={"action": "drain_node", "detail": "node-1"})
