@@ -1,6 +1,7 @@
 """pytest-stateful: prove on a real cluster that a StatefulSet keeps its contract."""
 
 from pytest_stateful.assertions import (
+    assert_at_most_one,
     assert_availability,
     assert_ordered_creation,
     assert_ordered_rolling_update,
@@ -44,6 +45,7 @@ __all__ = [
     "Subject",
     "Timeline",
     "Verdict",
+    "assert_at_most_one",
     "assert_availability",
     "assert_ordered_creation",
     "assert_ordered_rolling_update",

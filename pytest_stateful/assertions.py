@@ -31,10 +31,12 @@ assert_pod_dns = _assertion("pod_dns")
 assert_stable_storage = _assertion("stable_storage")
 assert_rollout_recovers = _assertion("rollout_recovers")
 assert_availability = _assertion("availability")
+assert_at_most_one = _assertion("at_most_one")
 
 __all__ = [
     "GuaranteeFailed",
     "assert_availability",
+    "assert_at_most_one",
     "assert_ordered_creation",
     "assert_ordered_rolling_update",
     "assert_ordered_termination",

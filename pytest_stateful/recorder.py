@@ -26,8 +26,22 @@ from kubernetes import client
 from kubernetes.watch.watch import iter_resp_lines
 
 from pytest_stateful.cluster.api import call
-from pytest_stateful.errors import Gone, InfrastructureError, StatefulError, status_error
-from pytest_stateful.timeline import EVENT, GAP, POD, PVC, RETRY, SERVICE, SLICE, STEP, STS, Entry, Timeline
+from pytest_stateful.errors import Forbidden, Gone, InfrastructureError, StatefulError, status_error
+from pytest_stateful.timeline import (
+    EVENT,
+    GAP,
+    NODE,
+    POD,
+    PVC,
+    RETRY,
+    RUNTIME,
+    SERVICE,
+    SLICE,
+    STEP,
+    STS,
+    Entry,
+    Timeline,
+)
 
 # Server-side timeout of one watch request: short enough that stop() is prompt
 # even if the socket shutdown does not wake the reader.
@@ -37,7 +51,7 @@ WATCH_GRACE = 10.0
 # Pause between attempts to restore a failing watch.
 WATCH_BACKOFF = 0.5
 # Kinds whose entries are facts the plugin made, not watched state.
-NOT_STATE = (STEP, GAP, EVENT, RETRY)
+NOT_STATE = (STEP, GAP, EVENT, RETRY, RUNTIME)
 
 
 class WatchLost(InfrastructureError):
@@ -77,6 +91,16 @@ def reduce_pod(obj: Mapping[str, Any]) -> dict[str, Any]:
             if (w := (s.get("state") or {}).get("waiting")) and w.get("reason") not in (None, "ContainerCreating")
         ],
         "labels": dict(meta.get("labels") or {}),
+    }
+
+
+def reduce_node(obj: Mapping[str, Any]) -> dict[str, Any]:
+    spec, status = obj.get("spec", {}), obj.get("status", {})
+    ready = next((c.get("status", "") for c in status.get("conditions") or [] if c.get("type") == "Ready"), "")
+    return {
+        "ready": ready,
+        "taints": sorted(f"{t.get('key')}:{t.get('effect')}" for t in spec.get("taints") or []),
+        "unschedulable": bool(spec.get("unschedulable")),
     }
 
 
@@ -189,6 +213,9 @@ class Watched:
     kind: str
     lister: Callable[..., Any]
     reduce: Callable[[Mapping[str, Any]], dict[str, Any]]
+    # Cluster-scoped: the namespace argument is dropped, only changes of the reduced state are
+    # recorded (a node's heartbeats are not news), and an account that may not read it loses only it.
+    cluster_wide: bool = False
 
 
 def watched_kinds(api: client.ApiClient) -> list[Watched]:
@@ -200,6 +227,7 @@ def watched_kinds(api: client.ApiClient) -> list[Watched]:
         Watched(PVC, core.list_namespaced_persistent_volume_claim, reduce_pvc),
         Watched(SLICE, discovery.list_namespaced_endpoint_slice, reduce_slice),
         Watched(EVENT, core.list_namespaced_event, reduce_event),
+        Watched(NODE, lambda _namespace, **kw: core.list_node(**kw), reduce_node, cluster_wide=True),
     ]
 
 
@@ -245,10 +273,20 @@ class Recorder:
     def start(self) -> None:
         """List every kind once (so nothing is missed), then watch from there in the background."""
         for kind in watched_kinds(self._api):
-            listed = call(f"list {kind.kind}s in {self.namespace}", kind.lister, self.namespace, retry=True)
+            if kind.cluster_wide:
+                # Objects that exist before the test: their state when it starts is part of the record.
+                try:
+                    rv = self._list(kind, "LISTED")
+                except Forbidden as exc:
+                    # Only what reads this kind (at_most_one) cannot be judged: a gap says so.
+                    self.add(GAP, "gap", kind.kind, reason=f"not recorded: {exc.message}")
+                    continue
+            else:
+                listed = call(f"list {kind.kind}s in {self.namespace}", kind.lister, self.namespace, retry=True)
+                rv = str(listed.metadata.resource_version or "")
             thread = threading.Thread(
                 target=self._run,
-                args=(kind, str(listed.metadata.resource_version or "")),
+                args=(kind, rv),
                 name=f"stateful-watch-{kind.kind}",
                 daemon=True,
             )
@@ -368,6 +406,9 @@ class Recorder:
             except Exception as exc:  # any failure: note it, resume from rv
                 if self._stopping.is_set():
                     break
+                if kind.cluster_wide and isinstance(exc, Forbidden):
+                    self.add(GAP, "gap", kind.kind, reason=f"no longer recorded: {exc.message}")
+                    break
                 reason = str(exc) if isinstance(exc, StatefulError) else f"{type(exc).__name__}: {exc}"
                 with self._cond:
                     self.errors.append(f"{kind.kind} watch: {reason}")
@@ -404,13 +445,18 @@ class Recorder:
                 self._failing.pop(kind.kind, None)
                 if event.get("type") == "BOOKMARK":
                     continue
+                data = self._reduce(kind, obj)
+                if kind.cluster_wide and event.get("type") != "DELETED":
+                    last = self.current.get((kind.kind, meta.get("name", "")))
+                    if last is not None and dict(last.data) == data:
+                        continue
                 self.add(
                     kind.kind,
                     str(event.get("type")),
                     meta.get("name", ""),
                     meta.get("uid", ""),
                     rv,
-                    **self._reduce(kind, obj),
+                    **data,
                 )
         finally:
             self._responses.pop(kind.kind, None)
@@ -430,6 +476,11 @@ class Recorder:
         """Events were lost: mark the gap, then record the listed state so waits stay correct
         (objects gone meanwhile are recorded as deleted)."""
         self.add(GAP, "gap", kind.kind, reason=reason)
+        return self._list(kind, "RELISTED")
+
+    def _list(self, kind: Watched, type_: str) -> str:
+        """Record every listed object (objects recorded before and not listed now as deleted);
+        returns the list's resourceVersion."""
         resp = call(
             f"list {kind.kind}s in {self.namespace}", kind.lister, self.namespace, _preload_content=False, retry=True
         )
@@ -440,7 +491,7 @@ class Recorder:
             listed.add(meta.get("name", ""))
             self.add(
                 kind.kind,
-                "RELISTED",
+                type_,
                 meta.get("name", ""),
                 meta.get("uid", ""),
                 meta.get("resourceVersion", ""),

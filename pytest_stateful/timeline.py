@@ -29,6 +29,11 @@ DNS = "DNS"
 PROBE = "Probe"  # a command run inside a container (node level)
 RETRY = "Retry"  # an API call the plugin retried after a transient failure
 PDB = "PodDisruptionBudget"  # as the test applied it (not watched: an account may not read them)
+NODE = "Node"  # cluster-wide, recorded only when its readiness, taints or cordon change
+RUNTIME = "Runtime"  # what a node's container runtime said still runs of a pod (node level)
+# Taints that say a node failed, and the one that says it is shut down (non-graceful node shutdown).
+UNREACHABLE_TAINTS = ("node.kubernetes.io/unreachable", "node.kubernetes.io/not-ready")
+OUT_OF_SERVICE = "node.kubernetes.io/out-of-service"
 
 
 class Reduced:
@@ -125,6 +130,21 @@ class ClaimData(Reduced):
 
 
 @dataclass(frozen=True, slots=True)
+class NodeData(Reduced):
+    # The Ready condition's status: "True", "False", "Unknown" (no heartbeat), "" (none yet).
+    ready: str = ""
+    taints: list[str] = field(default_factory=list)  # "key:Effect"
+    unschedulable: bool = False
+
+    def tainted(self, *keys: str) -> bool:
+        return any(t.split(":", 1)[0] in keys for t in self.taints)
+
+    @property
+    def out_of_service(self) -> bool:
+        return self.tainted(OUT_OF_SERVICE)
+
+
+@dataclass(frozen=True, slots=True)
 class Entry:
     """One recorded fact. `t` is seconds since the recording started (monotonic clock)."""
 
@@ -160,6 +180,10 @@ class Entry:
     @property
     def claim(self) -> ClaimData:
         return self._typed(ClaimData)  # type: ignore[no-any-return]
+
+    @property
+    def node(self) -> NodeData:
+        return self._typed(NodeData)  # type: ignore[no-any-return]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -341,4 +365,14 @@ def describe(e: Entry) -> str:
         return str(d.get("detail", ""))
     if e.kind == GAP:
         return str(d.get("reason", ""))
+    if e.kind == NODE:
+        taints = ",".join(d.get("taints") or [])
+        return (
+            f"Ready={d.get('ready') or '?'}"
+            + (" cordoned" if d.get("unschedulable") else "")
+            + (f" taints={taints}" if taints else "")
+        )
+    if e.kind == RUNTIME:
+        running = d.get("running") or []
+        return f"{d.get('pod')} on {d.get('node')}: " + (f"running {', '.join(running)}" if running else "nothing runs")
     return ""

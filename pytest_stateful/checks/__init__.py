@@ -6,6 +6,7 @@ from collections.abc import Callable
 from types import ModuleType
 
 from pytest_stateful.checks import (
+    at_most_one,
     availability,
     ordered_creation,
     ordered_rolling_update,
@@ -28,6 +29,7 @@ MODULES: tuple[ModuleType, ...] = (
     stable_storage,
     rollout_recovers,
     availability,
+    at_most_one,
 )
 CHECKS: dict[str, Callable[[Timeline, Subject], Verdict]] = {m.GUARANTEE: m.check for m in MODULES}
 GUARANTEES: tuple[str, ...] = tuple(CHECKS)

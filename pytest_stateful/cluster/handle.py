@@ -10,11 +10,15 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kubernetes import client
 
 from pytest_stateful.cluster.discovery import Discovery
 from pytest_stateful.dns import Resolver
+
+if TYPE_CHECKING:
+    from pytest_stateful.cluster.failures import NodeFailer
 
 PROVIDERS = ("local", "existing", "kind")
 # The local cluster's KWOK stages hold a pod with this label NotReady (cluster/stages.py).
@@ -40,6 +44,8 @@ class ClusterHandle:
     holds_unready: bool = False
     # Steps may change Nodes (cordon for drain_node): only on a cluster that is ours to change.
     drains_nodes: bool = False
+    # Steps may stop and restore nodes (fail_node): the local cluster only, whose nodes are ours.
+    nodes: NodeFailer | None = None
     cluster_domain: str = "cluster.local"
     # The helm program charts are rendered with (the built one, else one on PATH), or None.
     helm: str | None = None

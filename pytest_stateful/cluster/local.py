@@ -35,6 +35,15 @@ DEFAULT_NAME = "pytest-stateful"
 # The real-node cluster is a second cluster, so both kinds can run side by side.
 REAL_NAME = "pytest-stateful-real"
 STORAGE_CLASS = "standard"
+# Node failure in seconds, not minutes (fail_node). A node's lease (KWOK's and the real kubelet's) is
+# renewed every quarter of its duration; kube-controller-manager marks a node Unknown and taints it
+# unreachable once no renewal came for the grace period, and pods tolerate that taint (and not-ready)
+# for the default toleration before they are evicted. On a default cluster: lease 40 s, monitor
+# period 5 s, grace period 40 s (50 s from 1.32), tolerations 300 s.
+NODE_LEASE_SECONDS = 12
+NODE_MONITOR_PERIOD_MS = 2000
+NODE_MONITOR_GRACE_MS = 20000
+DEFAULT_TOLERATION_SECONDS = 30
 
 
 @dataclass(frozen=True)
@@ -174,7 +183,14 @@ class LocalCluster:
 
     @property
     def node(self) -> RealNode:
-        return RealNode(self.run_dir, self.kubeconfig, self._bin("kubelet"), self._bin("coredns"), self.root / "images")
+        return RealNode(
+            self.run_dir,
+            self.kubeconfig,
+            self._bin("kubelet"),
+            self._bin("coredns"),
+            self.root / "images",
+            lease_seconds=NODE_LEASE_SECONDS,
+        )
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -352,13 +368,22 @@ class LocalCluster:
                 "kubeApiserverPort": self.config.api_port,
                 # Lets a test show a rollout that replaces several pods at once (maxUnavailable > 1).
                 "kubeFeatureGates": "MaxUnavailableStatefulSet=true",
+                # kwokctl multiplies every heartbeat setting by 5 unless told otherwise.
+                "heartbeatFactor": 1,
+                "nodeLeaseDurationSeconds": NODE_LEASE_SECONDS,
+                "kubeControllerManagerNodeMonitorPeriodMilliseconds": NODE_MONITOR_PERIOD_MS,
+                "kubeControllerManagerNodeMonitorGracePeriodMilliseconds": NODE_MONITOR_GRACE_MS,
             },
             "componentsPatches": [
                 {
                     # Kubelets (real or simulated) are reached by their Hostname address,
                     # localhost: the API server never dials a node's made-up IP.
                     "name": "kube-apiserver",
-                    "extraArgs": [{"key": "kubelet-preferred-address-types", "value": "Hostname,InternalIP"}],
+                    "extraArgs": [
+                        {"key": "kubelet-preferred-address-types", "value": "Hostname,InternalIP"},
+                        {"key": "default-not-ready-toleration-seconds", "value": str(DEFAULT_TOLERATION_SECONDS)},
+                        {"key": "default-unreachable-toleration-seconds", "value": str(DEFAULT_TOLERATION_SECONDS)},
+                    ],
                 },
                 {
                     "name": "kube-controller-manager",

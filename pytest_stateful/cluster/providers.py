@@ -23,6 +23,7 @@ from kubernetes import client, config
 
 from pytest_stateful.cluster.api import call
 from pytest_stateful.cluster.build import HELM_VERSION, cache_dir
+from pytest_stateful.cluster.failures import NodeFailer
 from pytest_stateful.cluster.handle import PROVIDERS, ClusterHandle
 from pytest_stateful.cluster.images import REPOSITORY as TOOLS_IMAGE
 from pytest_stateful.cluster.local import LocalCluster
@@ -103,6 +104,7 @@ def _local(opts: ProviderOptions, log: Callable[[str], None]) -> ClusterHandle:
         probe_image=f"{TOOLS_IMAGE}:1",
         holds_unready=True,
         drains_nodes=True,
+        nodes=NodeFailer(api, cluster.node if cluster.real else None),
         close=api.close,
     )
 

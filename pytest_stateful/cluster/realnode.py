@@ -54,9 +54,12 @@ def missing_prerequisites() -> list[str]:
 
 
 class RealNode:
-    def __init__(self, run_dir: Path, kubeconfig: Path, kubelet: Path, coredns: Path, images_dir: Path) -> None:
+    def __init__(
+        self, run_dir: Path, kubeconfig: Path, kubelet: Path, coredns: Path, images_dir: Path, lease_seconds: int = 40
+    ) -> None:
         self.dir = run_dir / "node"
         self.kubeconfig, self.kubelet, self.coredns, self.images_dir = kubeconfig, kubelet, coredns, images_dir
+        self.lease_seconds = lease_seconds
 
     @property
     def socket(self) -> Path:
@@ -93,6 +96,12 @@ class RealNode:
         log("[cluster] importing the node's images (busybox-static, built with umoci)")
         import_images(build_images(self.images_dir, self.coredns), self.socket)
         log("[cluster] starting the kubelet (node localhost)")
+        self.start_kubelet()
+
+    def start_kubelet(self) -> None:
+        """(Re)start the kubelet; after stop_kubelet it finds the containers it left running and
+        reconciles them with the API server (a pod deleted meanwhile has its containers killed)."""
+        self._stopped_marker.unlink(missing_ok=True)
         self._spawn(
             "kubelet",
             [
@@ -178,6 +187,8 @@ state = "{state}/state"
                     "imageGCHighThresholdPercent": 100,
                     "imageGCLowThresholdPercent": 99,
                     "localStorageCapacityIsolation": False,
+                    # Renewed every quarter of this: the control plane notices a stopped kubelet in seconds.
+                    "nodeLeaseDurationSeconds": self.lease_seconds,
                 }
             )
         )
@@ -223,6 +234,52 @@ state = "{state}/state"
             }
         ]
 
+    # -- failure (fail_node) ------------------------------------------------------------
+
+    def stop_kubelet(self) -> None:
+        """The node fails as a kubelet crash does: no more heartbeats, while containerd and every
+        container keep running (nobody confirms to the API server that they stopped). The marker keeps
+        `is_up` true meanwhile: a failed node is part of the test, not a broken cluster to restart."""
+        self._stopped_marker.write_text("stopped by fail_node\n")
+        self._stop("kubelet")
+        self._pidfile("kubelet").unlink(missing_ok=True)
+
+    @property
+    def _stopped_marker(self) -> Path:
+        return self.dir / "kubelet.stopped"
+
+    def kubelet_running(self) -> bool:
+        pid = procs.pid_from(self._pidfile("kubelet"))
+        return pid is not None and procs.alive(pid)
+
+    def running_containers(self, pod_uid: str) -> list[str]:
+        """The containers (not sandboxes) of that pod whose task containerd runs: "name (pid N)"."""
+        if not self.socket.exists():
+            return []
+        ctr = ["ctr", "--address", str(self.socket), "-n", "k8s.io"]
+        wanted = f'labels."io.kubernetes.pod.uid"=={pod_uid},labels."io.cri-containerd.kind"==container'
+        listed = subprocess.run([*ctr, "containers", "ls", wanted], capture_output=True, text=True, timeout=30)
+        ids = [line.split()[0] for line in listed.stdout.splitlines()[1:] if line.strip()]
+        if not ids:
+            return []
+        tasks = subprocess.run([*ctr, "tasks", "ls"], capture_output=True, text=True, timeout=30)
+        running = {}
+        for line in tasks.stdout.splitlines()[1:]:
+            parts = line.split()
+            if len(parts) >= 3 and parts[2] == "RUNNING":
+                running[parts[0]] = parts[1]
+        found = []
+        for cid in ids:
+            if cid not in running:
+                continue
+            info = subprocess.run([*ctr, "containers", "info", cid], capture_output=True, text=True, timeout=30)
+            try:
+                name = json.loads(info.stdout)["Labels"].get("io.kubernetes.container.name", cid[:12])
+            except (ValueError, KeyError, AttributeError):
+                name = cid[:12]
+            found.append(f"{name} (pid {running[cid]})")
+        return sorted(found)
+
     # -- down -------------------------------------------------------------------------
 
     def stop(self) -> None:
@@ -245,10 +302,11 @@ state = "{state}/state"
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def is_up(self) -> bool:
-        return all(
-            (pid := procs.pid_from(self._pidfile(name))) is not None and procs.alive(pid)
-            for name in ("kubelet", "containerd")
-        )
+        def alive(name: str) -> bool:
+            pid = procs.pid_from(self._pidfile(name))
+            return pid is not None and procs.alive(pid)
+
+        return alive("containerd") and (alive("kubelet") or self._stopped_marker.exists())
 
     # -- helpers ----------------------------------------------------------------------
 

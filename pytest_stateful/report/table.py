@@ -16,6 +16,7 @@ HEADERS = {
     "stable_storage": "storage",
     "rollout_recovers": "recovers",
     "availability": "availability",
+    "at_most_one": "at-most-one",
 }
 
 

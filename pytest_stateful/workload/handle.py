@@ -18,6 +18,7 @@ from kubernetes import utils
 
 from pytest_stateful.checks import Subject, Verdict, run_check
 from pytest_stateful.cluster.api import CLIENT_FAILURES, call
+from pytest_stateful.cluster.failures import NodeFailer
 from pytest_stateful.cluster.handle import UNREADY_LABEL, ClusterHandle
 from pytest_stateful.errors import (
     Conflict,
@@ -35,7 +36,17 @@ from pytest_stateful.errors import (
     api_error,
 )
 from pytest_stateful.recorder import Recorder, reduce_pdb
-from pytest_stateful.timeline import PDB, RETRY, Entry, Timeline
+from pytest_stateful.timeline import (
+    NODE,
+    OUT_OF_SERVICE,
+    PDB,
+    RETRY,
+    RUNTIME,
+    UNREACHABLE_TAINTS,
+    Entry,
+    NodeData,
+    Timeline,
+)
 from pytest_stateful.workload.cleanup import this_process
 from pytest_stateful.workload.manifests import ImageMap, Manifest, load_manifests, statefulsets_in
 from pytest_stateful.workload.probes import Probes
@@ -68,6 +79,11 @@ class StatefulSetHandle:
         self.probes = Probes(cluster, namespace, recorder, self.view, dns_timeout or timeout)
         self.objects: list[dict[str, Any]] = []
         self._cordoned: set[str] = set()
+        # fail_node: node -> the ordinal whose pod it ran; nodes tainted out of service; and the pods
+        # (uid -> (name, node)) that were on a failed node, whose containers the runtime is asked about.
+        self._failed: dict[str, int] = {}
+        self._out_of_service: set[str] = set()
+        self._stranded: dict[str, tuple[str, str]] = {}
         self.verdicts: dict[str, Verdict] = {}
         # --stateful-image: the manifests' images replaced by a local repository's tags.
         self.images: ImageMap | None = None
@@ -158,6 +174,7 @@ class StatefulSetHandle:
                 self.probe_node()
             ok = True
         finally:
+            self.observe_runtime()
             self.recorder.step("end", action, action=action, detail=detail, ok=ok)
 
     def wait_settled(self, timeout: float | None = None) -> None:
@@ -345,6 +362,137 @@ class StatefulSetHandle:
                     ) from None
                 self.recorder.wait_for_change(len(self.recorder.timeline), 1.0)
 
+    def fail_node(self, ordinal: int, timeout: float | None = None) -> None:
+        """Stop the node that pod runs on (local cluster) and wait until the control plane marks it
+        failed; restored at teardown (restore_node does it earlier)."""
+        pod = f"{self.name}-{ordinal}"
+        current = self.view.pod(pod)
+        if current is None or not current.pod.node:
+            raise StepError(f"fail_node {ordinal}: {pod} is not running on a node")
+        node = current.pod.node
+        nodes = self._nodes("fail_node", node)
+        how = "kubelet stopped, containers left running" if nodes.is_real(node) else "simulated: KWOK stops acting"
+        with self.step("fail_node", f"{node} ({pod}; {how})", False, timeout):
+            self._stranded.update({e.uid: (e.name, node) for e in self.view.pods() if e.pod.node == node})
+            self._failed[node] = ordinal
+            # Which node the test failed, when: at_most_one does not trust its Ready until it is restored.
+            self.recorder.step("fails", "fail_node", action="fail_node", node=node)
+            nodes.fail(node)
+            self._wait(
+                lambda: self._node_failed(node),
+                f"node {node} to be marked failed (Ready Unknown, tainted unreachable; grace period of the "
+                "node lifecycle controller)",
+                timeout,
+            )
+
+    def out_of_service(self, ordinal: int, settle: bool = True, timeout: float | None = None) -> None:
+        """Declare the failed node of that ordinal shut down: its pods are deleted by the pod GC and the
+        StatefulSet replaces them elsewhere (non-graceful node shutdown)."""
+        node = self._failed_node("out_of_service", ordinal)
+        with self.step("out_of_service", node, settle, timeout):
+            on_node = {e.uid for e in self.view.pods() if e.pod.node == node}
+            self._taint(node, add=True)
+            self._out_of_service.add(node)
+            if settle:
+                self._wait_gone(on_node, f"the pods on {node} to be deleted (pod GC, out-of-service taint)", timeout)
+
+    def restore_node(self, node: int | str, settle: bool = True, timeout: float | None = None) -> None:
+        """Start a failed node again, without its out-of-service taint; waits until it is Ready."""
+        name = self._failed_node("restore_node", node) if isinstance(node, int) else node
+        nodes = self._nodes("restore_node", name)
+        with self.step("restore_node", name, settle, timeout):
+            self._restore(nodes, name)
+            self._wait(lambda: self._node_ready(name), f"node {name} to be Ready again", timeout)
+
+    def restore_nodes(self, timeout: float = 60.0) -> None:
+        """Teardown: every node this test failed or tainted comes back (bounded, never raising), so the
+        next test finds the cluster whole."""
+        nodes = self.cluster.nodes
+        names = sorted(set(self._failed) | self._out_of_service)
+        if nodes is None or not names:
+            return
+        for name in names:
+            with contextlib.suppress(StatefulError):
+                self._restore(nodes, name)
+        deadline = time.monotonic() + timeout
+        waiting = list(names)
+        while waiting and time.monotonic() < deadline:
+            with contextlib.suppress(StatefulError):
+                waiting = [n for n in waiting if not _ready(self._read_node(n))]
+            time.sleep(0.5)
+
+    def observe_runtime(self) -> None:
+        """Node level: ask the runtime of each failed real node which containers of the pods it ran
+        still run, and record it (at_most_one holds it against the replacements' lifetimes)."""
+        nodes = self.cluster.nodes
+        if nodes is None:
+            return
+        for uid, (pod, node) in sorted(self._stranded.items()):
+            running = nodes.running(node, uid)
+            if running is not None:
+                self.recorder.add(RUNTIME, "observed", pod, uid, node=node, pod=pod, running=running)
+
+    def _restore(self, nodes: NodeFailer, name: str) -> None:
+        self.observe_runtime()  # the last look before the node reconciles its containers
+        if name in self._out_of_service:
+            self._taint(name, add=False)
+            self._out_of_service.discard(name)
+        nodes.restore(name)
+        if self._failed.pop(name, None) is not None:
+            self.recorder.step("restores", "restore_node", action="restore_node", node=name)
+
+    def _nodes(self, action: str, node: str) -> NodeFailer:
+        nodes = self.cluster.nodes
+        if nodes is None:
+            raise NotSupported(
+                f"{action} stops and restores Node {node}, which is outside the test namespace: "
+                "it is offered on the local cluster only"
+            )
+        return nodes
+
+    def _failed_node(self, action: str, ordinal: int) -> str:
+        found = [n for n, o in self._failed.items() if o == ordinal]
+        if not found:
+            raise StepError(f"{action} {ordinal}: no node was failed for {self.name}-{ordinal} (take fail_node first)")
+        return found[-1]
+
+    def _node(self, node: str) -> NodeData | None:
+        entry = self.recorder.current.get((NODE, node))
+        return entry.node if entry is not None else None
+
+    def _node_failed(self, node: str) -> bool:
+        data = self._node(node)
+        return data is not None and data.ready != "True" and data.tainted(*UNREACHABLE_TAINTS)
+
+    def _node_ready(self, node: str) -> bool:
+        data = self._node(node)
+        if data is None:  # not recorded (an account that may not read nodes): ask
+            return _ready(self._read_node(node))
+        return data.ready == "True" and not data.tainted(*UNREACHABLE_TAINTS)
+
+    def _read_node(self, node: str) -> Any:
+        return self._call(f"read node {node}", self.cluster.core.read_node, node, retry=True)
+
+    def _taint(self, node: str, add: bool) -> None:
+        """Add or remove the out-of-service taint. Taints are one list, also written by the node
+        lifecycle controller: read, change, write with the read resourceVersion, again on a conflict."""
+        for _ in range(10):
+            read = self._read_node(node)
+            taints = [
+                {"key": t.key, "value": t.value, "effect": t.effect}
+                for t in read.spec.taints or []
+                if t.key != OUT_OF_SERVICE
+            ]
+            if add:
+                taints.append({"key": OUT_OF_SERVICE, "value": "nodeshutdown", "effect": "NoExecute"})
+            body = {"metadata": {"resourceVersion": read.metadata.resource_version}, "spec": {"taints": taints}}
+            try:
+                self._call(f"taint node {node}", self.cluster.core.patch_node, node, body)
+                return
+            except Conflict:
+                continue
+        raise StepError(f"could not change the taints of node {node}: it kept changing (10 conflicts)")
+
     def sleep(self, seconds: float) -> None:
         with self.step("sleep", f"{seconds} s"):
             time.sleep(seconds)
@@ -447,6 +595,10 @@ class StatefulSetHandle:
     def assert_availability(self) -> Verdict:
         __tracebackhide__ = True
         return self.require("availability")
+
+    def assert_at_most_one(self) -> Verdict:
+        __tracebackhide__ = True
+        return self.require("at_most_one")
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -553,6 +705,13 @@ class StatefulSetHandle:
         if result and entries:
             self.detection_latencies.append(max(0.0, self.recorder.now() - entries[-1].t))
         return result
+
+
+def _ready(node: Any) -> bool:
+    if node is None or node.status is None:
+        return False
+    conditions = node.status.conditions or []
+    return any(c.type == "Ready" and c.status == "True" for c in conditions)
 
 
 __all__ = ["StatefulSetHandle"]

@@ -178,6 +178,7 @@ class Recording:
         self.recorder.stop()
         for handle in self.handles:
             handle.uncordon()
+            handle.restore_nodes()
 
     def statefulset(
         self,

@@ -129,6 +129,35 @@ STEPS: tuple[StepKind, ...] = (
         disruption=True,
     ),
     StepKind(
+        "fail_node",
+        "fail_node",
+        "Stop the node that this ordinal's pod runs on (local cluster): no more heartbeats, so it goes "
+        "unreachable, and nobody confirms that its pods stopped. On a simulated node KWOK stops acting for it; "
+        "on the real node the kubelet stops while its containers keep running. Waits until the control plane "
+        "marks it (Ready Unknown, tainted unreachable); does not settle. Restored at teardown.",
+        ORDINAL,
+        ("ordinal",),
+        settles=False,
+        options=("timeout",),
+        disruption=True,
+    ),
+    StepKind(
+        "out_of_service",
+        "out_of_service",
+        "Taint the failed node of this ordinal node.kubernetes.io/out-of-service=nodeshutdown:NoExecute, the "
+        "documented recovery for a node that is really shut down: its pods are deleted and replaced elsewhere.",
+        ORDINAL,
+        ("ordinal",),
+    ),
+    StepKind(
+        "restore_node",
+        "restore_node",
+        "Start a failed node again (the node fail_node stopped for this ordinal, or a node name) and remove "
+        "its out-of-service taint; waits until it is Ready.",
+        {"anyOf": [ORDINAL, {"type": "string", "minLength": 1}]},
+        ("node",),
+    ),
+    StepKind(
         "sleep",
         "sleep",
         "Wait this many seconds (takes no settle or timeout).",

@@ -28,9 +28,10 @@ def test_table_shows_each_guarantee_per_test() -> None:
         "storage",
         "recovers",
         "availability",
+        "at-most-one",
     ]
-    assert lines[1].split() == ["web.stateful.yaml::good", *["passed"] * 6, "not-exercised", "passed"]
-    assert lines[2].split() == ["parallel.stateful.yaml::bad", "FAILED", "-", "-", "-", "-", "-", "-", "-"]
+    assert lines[1].split() == ["web.stateful.yaml::good", *["passed"] * 6, "not-exercised", "passed", "not-exercised"]
+    assert lines[2].split() == ["parallel.stateful.yaml::bad", "FAILED", *["-"] * 8]
     assert lines[-1] == (
         "all verdicts at api level: no node-level probe ran (on simulated nodes no container runs and no "
         "image is pulled; elsewhere each test's report says why)"
@@ -68,8 +69,8 @@ def test_html_of_a_good_run_marks_no_violation() -> None:
             "timeline": [e.to_dict() for e in timeline],
         }
     )
-    # Every guarantee but rollout_recovers (no bad rollout in the good record: not exercised).
-    assert page.count('class="passed"') == len(GUARANTEES) - 1
+    # Every guarantee but rollout_recovers and at_most_one (no bad rollout, no failed node: not exercised).
+    assert page.count('class="passed"') == len(GUARANTEES) - 2
     # The availability curve: a step line of available pods, the floor shown during the rolling update.
     assert "available pods" in page and '<polyline points="' in page and 'fill="#b3261e"/>' in page
     assert '<rect x="' in page and "<title>web-0 uid" in page

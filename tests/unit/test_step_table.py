@@ -31,6 +31,9 @@ SAMPLES: dict[str, Any] = {
     "make_unready": 0,
     "make_ready": 0,
     "drain_node": 1,
+    "fail_node": 1,
+    "out_of_service": 1,
+    "restore_node": "node-000001",
     "sleep": 0.5,
 }
 
