@@ -35,8 +35,8 @@ assert_at_most_one = _assertion("at_most_one")
 
 __all__ = [
     "GuaranteeFailed",
-    "assert_availability",
     "assert_at_most_one",
+    "assert_availability",
     "assert_ordered_creation",
     "assert_ordered_rolling_update",
     "assert_ordered_termination",

@@ -90,9 +90,10 @@ def check(timeline: Timeline, subject: Subject) -> Verdict:
         violations.append(
             Violation(
                 f"{doubt.life.name} was replaced at {replacement.created.t:.1f} s (uid {replacement.uid[:8]}) "
-                f"while its previous incarnation (uid {doubt.life.uid[:8]}) had been {how} at {doubt.deleted.t:.1f} s on node "
-                f"{doubt.node}, which was {doubt.node_state} and not out of service: nobody confirmed that its "
-                f"containers stopped, so two incarnations of {doubt.life.name} could run at once ({until})",
+                f"while its previous incarnation (uid {doubt.life.uid[:8]}) had been {how} at "
+                f"{doubt.deleted.t:.1f} s on node {doubt.node}, which was {doubt.node_state} and not out of "
+                f"service: nobody confirmed that its containers stopped, so two incarnations of {doubt.life.name} "
+                f"could run at once ({until})",
                 replacement.created,
             )
         )

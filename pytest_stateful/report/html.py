@@ -1,9 +1,10 @@
 """A self-contained HTML report of one test: inline SVG and CSS, no scripts or network.
 
 One lane per ordinal shows each pod's life (created, scheduled, Ready, terminating,
-gone, with its IP and node); steps are markers on the same time axis; DNS answers are
-dots on their pod's lane; each verdict is listed with its evidence, and a violation
-is a red mark on the chart.
+gone, with its IP and node); a lane per failed node shows when it was unreachable and
+out of service, with what its container runtime still ran; steps are markers on the
+same time axis; DNS answers are dots on their pod's lane; each verdict is listed with
+its evidence, and a violation is a red mark on the chart.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 from pytest_stateful.checks.availability import series
 from pytest_stateful.checks.pod_dns import convergence
-from pytest_stateful.timeline import DNS, POD, STEP, Entry, Timeline, ordinal_of
+from pytest_stateful.timeline import DNS, NODE, POD, RUNTIME, STEP, Entry, Timeline, ordinal_of
 
 WIDTH = 1100
 LANE = 34
@@ -22,6 +23,7 @@ LEFT = 90
 TOP = 88  # room for four rows of step labels
 LABEL_ROWS = 4
 COLORS = {"pending": "#c9d6ea", "ready": "#3b9c5a", "unready": "#e0b12f", "terminating": "#e07b39"}
+NODE_COLORS = {"node unreachable": "#7d8696", "node out of service": "#6b4fa3"}
 
 
 def render_html(report: Mapping[str, Any]) -> str:
@@ -44,6 +46,7 @@ def render_html(report: Mapping[str, Any]) -> str:
         chart += f"<p>The recorder's watches failed {len(errors)} time(s) (each resumed; lost events show as gaps):</p>"
         chart += f"<pre>{shown}</pre>"
     title = html.escape(str(report.get("test", "")))
+    legend = "".join(f'<span><i style="background:{c}"></i>{k}</span>' for k, c in {**COLORS, **NODE_COLORS}.items())
     outcome = str(report.get("outcome", ""))
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>pytest-stateful: {title}</title>
@@ -67,7 +70,7 @@ svg text {{ font: 11px system-ui, sans-serif; }}
  &middot; {html.escape(str(subject.get("cluster", "")))} &middot;
  outcome <b class="outcome-{html.escape(outcome)}">{html.escape(outcome)}</b></div>
 {node_header}
-<div class="legend">{"".join(f'<span><i style="background:{c}"></i>{k}</span>' for k, c in COLORS.items())}
+<div class="legend">{legend}
 <span><i style="background:#4063d8;border-radius:6px"></i>DNS answer (label: seconds after Ready)</span>
 <span><i style="background:#b3261e"></i>violation</span></div>
 {chart}
@@ -83,7 +86,10 @@ def _chart(timeline: Timeline, sts: str, verdicts: Mapping[str, Any]) -> str:
     end = max(e.t for e in timeline.entries) or 1.0
     ordinals = sorted({life.ordinal for life in lives if life.ordinal is not None})
     lane_of = {o: i for i, o in enumerate(ordinals)}
-    height = TOP + LANE * max(1, len(ordinals)) + 30
+    hosts = {life.node for life in lives if life.node}
+    failed = {n: pieces for n in sorted(hosts) if (pieces := _node_segments(timeline, n, end))}
+    node_lane = {n: len(ordinals) + i for i, n in enumerate(failed)}
+    height = TOP + LANE * max(1, len(ordinals) + len(failed)) + 30
 
     def x(t: float) -> float:
         return LEFT + (WIDTH - LEFT - 20) * (t / end)
@@ -127,6 +133,23 @@ def _chart(timeline: Timeline, sts: str, verdicts: Mapping[str, Any]) -> str:
                 f'<text x="{x(life.created.t) + 3:.1f}" y="{y + LANE - 12}" fill="#1d2330">'
                 f"{html.escape(life.ip)} {html.escape(life.node)}</text>"
             )
+    for node, pieces in failed.items():  # failed nodes: when unreachable, when out of service
+        y = TOP + node_lane[node] * LANE
+        parts.append(f'<text x="8" y="{y + 18}">{html.escape(node[:13])}</text>')
+        for start, stop, state in pieces:
+            tip = html.escape(f"node {node}: {state.removeprefix('node ')} {start:.2f}-{stop:.2f}s")
+            parts.append(
+                f'<rect x="{x(start):.1f}" y="{y + 4}" width="{max(1.0, x(stop) - x(start)):.1f}" '
+                f'height="{LANE - 12}" fill="{NODE_COLORS[state]}" rx="2"><title>{tip}</title></rect>'
+            )
+    for e in timeline.of(RUNTIME):  # what a failed node's runtime still ran
+        node = str(e.get("node"))
+        if node in node_lane and e.get("running"):
+            tip = html.escape(
+                f"{e.get('pod')} (uid {e.uid[:8]}) still running on {node}: {', '.join(e.get('running'))}"
+            )
+            cy = TOP + node_lane[node] * LANE + LANE / 2 - 2
+            parts.append(f'<circle cx="{x(e.t):.1f}" cy="{cy:.1f}" r="4" fill="#b3261e"><title>{tip}</title></circle>')
     latency = convergence(timeline)
     for e in timeline.entries:  # DNS answers on their pod's lane
         if e.kind == DNS and e.get("pod"):
@@ -210,6 +233,31 @@ def _segments(timeline: Timeline, uid: str, end: float) -> list[tuple[float, flo
             if e.get("deleting")
             else ("ready" if e.get("ready") else ("unready" if e.get("phase") == "Running" else "pending"))
         )
+        if now != state:
+            if state is not None:
+                pieces.append((since, e.t, state))
+            state, since = now, e.t
+    if state is not None:
+        pieces.append((since, end, state))
+    return pieces
+
+
+def _node_segments(timeline: Timeline, node: str, end: float) -> list[tuple[float, float, str]]:
+    """(start, stop, state) pieces of a node's failure: unreachable (not Ready), out of service."""
+    pieces: list[tuple[float, float, str]] = []
+    state: str | None = None
+    since = 0.0
+    for e in timeline.of(NODE):
+        if e.name != node:
+            continue
+        if e.type == "DELETED":
+            now = None
+        elif e.node.out_of_service:
+            now = "node out of service"
+        elif e.node.ready and e.node.ready != "True":
+            now = "node unreachable"
+        else:
+            now = None
         if now != state:
             if state is not None:
                 pieces.append((since, e.t, state))

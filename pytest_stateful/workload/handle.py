@@ -431,6 +431,8 @@ class StatefulSetHandle:
             running = nodes.running(node, uid)
             if running is not None:
                 self.recorder.add(RUNTIME, "observed", pod, uid, node=node, pod=pod, running=running)
+            if not running:
+                del self._stranded[uid]  # stopped (or no runtime to ask): nothing more to watch
 
     def _restore(self, nodes: NodeFailer, name: str) -> None:
         self.observe_runtime()  # the last look before the node reconciles its containers

@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
+from typing import Any
 
 import pytest
+from kubernetes import client, config
 
 from pytest_stateful.cluster.build import cache_dir
+from pytest_stateful.cluster.local import LocalCluster
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 # pytester moves HOME; the inner runs must still find the one cache and cluster.
@@ -25,3 +29,34 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/cluster" in str(item.path):
             item.add_marker(pytest.mark.stateful_cluster)
+
+
+@pytest.fixture
+def real() -> LocalCluster:
+    cluster = LocalCluster.current("real")
+    assert cluster.is_up(), "the real-node cluster is started by ./run tests"
+    return cluster
+
+
+@pytest.fixture
+def simulated_node(real: LocalCluster) -> Any:
+    """A KWOK node beside the real one (the real-node cluster's kwok-controller manages nodes annotated
+    kwok.x-k8s.io/node=fake), tainted so that only a test that tolerates it is scheduled there."""
+    api = config.new_client_from_config(config_file=str(real.kubeconfig), context=real.context)
+    core = client.CoreV1Api(api)
+    name = f"kwok-mixed-{secrets.token_hex(2)}"
+    core.create_node(
+        {
+            "metadata": {
+                "name": name,
+                "annotations": {"kwok.x-k8s.io/node": "fake"},
+                "labels": {"kubernetes.io/hostname": name, "type": "kwok"},
+            },
+            "spec": {"taints": [{"key": "pytest-stateful.io/simulated", "value": "true", "effect": "NoSchedule"}]},
+        }
+    )
+    try:
+        yield name
+    finally:
+        core.delete_node(name)
+        api.close()

@@ -52,12 +52,17 @@ def test_failing_examples_fail_with_the_right_messages() -> None:
     assert "parallel.stateful.yaml:10: expect: [ordered_creation, ordered_termination]" in out
 
 
-def test_the_broken_failure_examples_fail_naming_the_stuck_pod_and_the_availability_dip() -> None:
+def test_the_broken_failure_examples_fail_naming_the_stuck_pod_the_availability_dip_and_the_second_incarnation() -> (
+    None
+):
     result = _run("examples/failures/broken", env={"PYTEST_STATEFUL_FAILING": "1"})
     out = result.stdout
     assert result.returncode == 1, out + result.stderr
-    assert "2 failed" in out, out
+    assert "3 failed" in out, out
     for text in [
+        "at_most_one: FAILED (api level) - web-1 was replaced at ",
+        "had been force-deleted by the test (force_delete_pod) at ",
+        "which was unreachable (Ready Unknown) and not out of service: nobody confirmed that its containers stopped",
         "rollout_recovers: FAILED (api level) - the rollout of web did not recover: web-2 is on revision",
         "(not the update revision web-",
         "NotReady (Pending)",

@@ -82,13 +82,6 @@ def existing(kubeconfig: Path, context: str, *more: str) -> list[str]:
 
 
 @pytest.fixture
-def real() -> LocalCluster:
-    cluster = LocalCluster.current("real")
-    assert cluster.is_up(), "the real-node cluster is started by ./run tests"
-    return cluster
-
-
-@pytest.fixture
 def locked_down(real: LocalCluster, tmp_path: Path) -> Any:
     """make(ephemeral, exec_) -> (namespace, kubeconfig of an account that may write only in it)."""
     made: list[str] = []
@@ -290,30 +283,6 @@ def test_on_simulated_nodes_the_verdict_says_why_node_level_evidence_is_not_avai
         """
     )
     pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
-
-
-@pytest.fixture
-def simulated_node(real: LocalCluster) -> Any:
-    """A KWOK node beside the real one (the real-node cluster's kwok-controller manages nodes annotated
-    kwok.x-k8s.io/node=fake), tainted so that only a test that tolerates it is scheduled there."""
-    api = config.new_client_from_config(config_file=str(real.kubeconfig), context=real.context)
-    core = client.CoreV1Api(api)
-    name = f"kwok-mixed-{secrets.token_hex(2)}"
-    core.create_node(
-        {
-            "metadata": {
-                "name": name,
-                "annotations": {"kwok.x-k8s.io/node": "fake"},
-                "labels": {"kubernetes.io/hostname": name, "type": "kwok"},
-            },
-            "spec": {"taints": [{"key": "pytest-stateful.io/simulated", "value": "true", "effect": "NoSchedule"}]},
-        }
-    )
-    try:
-        yield name
-    finally:
-        core.delete_node(name)
-        api.close()
 
 
 def test_a_mixed_cluster_gets_node_level_evidence_for_pods_on_real_nodes_only(
