@@ -35,6 +35,7 @@ GUARANTEE = "at_most_one"
 KINDS = (POD, NODE, STEP, RUNTIME)
 # Seconds between a node being seen Ready and a deletion that still counts as confirmed by it.
 READY_SLACK = 2.0
+DELETE_CALLS = ("force_delete_pod", "delete_pod", "delete_pods")
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,14 @@ def check(timeline: Timeline, subject: Subject) -> Verdict:
     lives = [p for p in timeline.pod_lives(name) if p.ordinal is not None]
     nodes = _NodeHistory(timeline)
     failed_steps = [e for e in timeline.of(STEP) if e.type == "begin" and e.get("action") == "fail_node"]
-    actions = {u: str(e.get("action")) for e in timeline.of(STEP) if e.type == "deletes" for u in e.get("uids", [])}
+    # Who removed a pod object: only the test's delete calls say; fail_node and out_of_service also
+    # note the pods they doom, but the pod GC or someone else removes those.
+    actions = {
+        u: str(e.get("action"))
+        for e in timeline.of(STEP)
+        if e.type == "deletes" and e.get("action") in DELETE_CALLS
+        for u in e.get("uids", [])
+    }
 
     doubts: list[Unconfirmed] = []
     on_failed = 0

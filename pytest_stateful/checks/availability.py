@@ -26,8 +26,9 @@ from pytest_stateful.timeline import PDB, POD, STEP, STS, Entry, StsData, Timeli
 
 GUARANTEE = "availability"
 KINDS = (POD, STS, STEP)
-# Test deletions that are the test's own choice; drain_node's evictions are judged, not excluded.
-OWN_DELETIONS = ("delete_pod", "delete_pods", "force_delete_pod")
+# Test deletions that are the test's own choice, and pods on a node the test failed (they go down
+# because of it); drain_node's evictions are judged, not excluded.
+OWN_DELETIONS = ("delete_pod", "delete_pods", "force_delete_pod", "fail_node", "out_of_service")
 
 
 @dataclass

@@ -373,7 +373,11 @@ class StatefulSetHandle:
         nodes = self._nodes("fail_node", node)
         how = "kubelet stopped, containers left running" if nodes.is_real(node) else "simulated: KWOK stops acting"
         with self.step("fail_node", f"{node} ({pod}; {how})", False, timeout):
-            self._stranded.update({e.uid: (e.name, node) for e in self.view.pods() if e.pod.node == node})
+            on_node = {e.name: e.uid for e in self.view.pods() if e.pod.node == node}
+            # The pods there go down (and are later evicted or deleted) because of the test: the checks
+            # must not take that for the controller's doing.
+            self._note_deleted("fail_node", on_node)
+            self._stranded.update({uid: (name, node) for name, uid in on_node.items()})
             self._failed[node] = ordinal
             # Which node the test failed, when: at_most_one does not trust its Ready until it is restored.
             self.recorder.step("fails", "fail_node", action="fail_node", node=node)
@@ -390,11 +394,14 @@ class StatefulSetHandle:
         StatefulSet replaces them elsewhere (non-graceful node shutdown)."""
         node = self._failed_node("out_of_service", ordinal)
         with self.step("out_of_service", node, settle, timeout):
-            on_node = {e.uid for e in self.view.pods() if e.pod.node == node}
+            on_node = {e.name: e.uid for e in self.view.pods() if e.pod.node == node}
+            self._note_deleted("out_of_service", on_node)
             self._taint(node, add=True)
             self._out_of_service.add(node)
             if settle:
-                self._wait_gone(on_node, f"the pods on {node} to be deleted (pod GC, out-of-service taint)", timeout)
+                self._wait_gone(
+                    set(on_node.values()), f"the pods on {node} to be deleted (pod GC, out-of-service taint)", timeout
+                )
 
     def restore_node(self, node: int | str, settle: bool = True, timeout: float | None = None) -> None:
         """Start a failed node again, without its out-of-service taint; waits until it is Ready."""

@@ -15,6 +15,13 @@ kubelet, scheduler, PV controller, garbage collector and EndpointSlice controlle
 reduced to delays: a pod goes Pending -> scheduled -> Running -> Ready, a deleted pod
 keeps running with a deletionTimestamp for a while, then goes.
 
+Node failure (fail_node, out_of_service, force_delete_pod, restore_node): a failed node's
+kubelet does nothing (no pod starts, becomes Ready or finishes terminating there) until it is
+restored; GRACE later the node lifecycle controller marks it Unknown, tainted unreachable, and
+its pods NotReady. The out-of-service taint makes the taint manager evict its pods and the pod
+GC delete them (pkg/controller/podgc gcTerminating); a force delete removes the object at once.
+The scheduler places pods only on Ready, untainted nodes that are not failed.
+
 Receive order (Model._commit): the recorder has one watch per kind, so an entry is
 received some time after its commit: within a kind in commit (rv) order, across kinds in
 any interleaving within `window` seconds. Local times `t` are receive times, so they never
@@ -36,7 +43,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_stateful.timeline import DNS, POD, PVC, SERVICE, SLICE, STEP, STS, Entry, Timeline
+from pytest_stateful.timeline import (
+    DNS,
+    NODE,
+    OUT_OF_SERVICE,
+    POD,
+    PVC,
+    SERVICE,
+    SLICE,
+    STEP,
+    STS,
+    Entry,
+    Timeline,
+)
 
 NAME = "web"
 SERVICE_NAME = "nginx"
@@ -48,6 +67,9 @@ UNREADY_LABEL = "pytest-stateful.io/unready"  # pytest_stateful.cluster.local.UN
 SELECTOR = {"app": "nginx"}
 STEP_TIMEOUT = 30.0  # seconds of model time a settling step waits before it gives up (ok=False)
 RV_STEP = 10  # other objects of the cluster share etcd: this namespace's revisions have gaps
+NODES = tuple(f"node-{i:06d}" for i in range(3))
+GRACE = 0.5  # model seconds from a node's last heartbeat to the node lifecycle controller marking it
+UNREACHABLE = ["node.kubernetes.io/unreachable:NoExecute", "node.kubernetes.io/unreachable:NoSchedule"]
 
 
 @dataclass(frozen=True)
@@ -108,6 +130,8 @@ class Run:
     revisions: dict[int, str]  # template number -> revision name
     claims_recreated: bool = False  # a claim was deleted by the retention policy and created again
     claims_deleted: bool = False
+    # A replacement was created while its force-deleted predecessor's node was still failed.
+    unsafe_replacement: bool = False
 
 
 def revision_name(template: int) -> str:
@@ -205,6 +229,13 @@ class Model:
         self._slice_pending = False
         self._slice: list[dict[str, Any]] = []
         self._sts_uid = self._uid()
+        # nodes: Ready status and taints as the API server has them; failed: kubelets that are down
+        self.nodes: dict[str, dict[str, Any]] = {n: {"ready": "True", "taints": []} for n in NODES}
+        self.failed: set[str] = set()
+        self.failed_for: dict[int, str] = {}
+        self._stuck: list[tuple[int, str]] = []  # terminations a failed node's kubelet never finished
+        self.unsafe_replacement = False
+        self._unconfirmed: dict[int, str] = {}  # ordinal -> the failed node its force-deleted pod was on
 
     # -- recording: what the recorder's watches and the test thread write ------------------
 
@@ -355,11 +386,49 @@ class Model:
         p = self.pods.get(ordinal)
         return p if p is not None and p.uid == uid else None
 
+    def _write_node(self, node: str, type_: str = "MODIFIED") -> None:
+        n = self.nodes[node]
+        self._commit(
+            NODE,
+            type_,
+            node,
+            f"uid-{node}",
+            {"ready": n["ready"], "taints": sorted(n["taints"]), "unschedulable": False},
+        )
+
+    def _usable(self, node: str) -> bool:
+        return node not in self.failed and self.nodes[node]["ready"] == "True" and not self.nodes[node]["taints"]
+
+    def _mark_unreachable(self, node: str) -> None:
+        """The node lifecycle controller: no heartbeat for the grace period."""
+        if node not in self.failed:
+            return
+        self.nodes[node] = {"ready": "Unknown", "taints": list(UNREACHABLE)}
+        self._write_node(node)
+        for p in list(self.pods.values()):
+            if p.node == node and p.ready:
+                p.ready, p.ready_since = False, None  # MarkPodsNotReady
+                self._write_pod(p)
+
+    def _gc_out_of_service(self, node: str) -> None:
+        """Taint manager and pod GC: pods on a not-Ready node tainted out-of-service are evicted, then
+        force-deleted."""
+        if OUT_OF_SERVICE not in {t.split(":")[0] for t in self.nodes[node]["taints"]}:
+            return
+        for p in [q for q in self.pods.values() if q.node == node]:
+            if not p.deleting:
+                self._delete(p, "taint-manager", "out-of-service", finish=False)
+            del self.pods[p.ordinal]
+            self._write_pod(p, "DELETED")
+
     def _schedule(self, ordinal: int, uid: str) -> None:
         p = self._alive(ordinal, uid)
         if p is None or p.deleting:
             return
-        p.node = f"node-{self.rng.randrange(3):06d}"
+        usable = [n for n in NODES if self._usable(n)]
+        if not usable:
+            return
+        p.node = self.rng.choice(usable)
         self._write_pod(p)
         claim = self.claims.get(f"{CLAIM_TEMPLATE}-{p.name}") if self.w.claims else None
         if claim is not None and claim.phase != "Bound":
@@ -379,7 +448,7 @@ class Model:
 
     def _start(self, ordinal: int, uid: str) -> None:
         p = self._alive(ordinal, uid)
-        if p is None or p.deleting:
+        if p is None or p.deleting or p.node in self.failed:
             return
         self._ips += 1
         p.phase = "Running"
@@ -392,7 +461,7 @@ class Model:
 
     def _probe_ready(self, ordinal: int, uid: str) -> None:
         p = self._alive(ordinal, uid)
-        if p is None or p.deleting or p.held or p.ready or p.phase != "Running":
+        if p is None or p.deleting or p.held or p.ready or p.phase != "Running" or p.node in self.failed:
             return
         self._become_ready(p)
 
@@ -406,6 +475,9 @@ class Model:
     def _terminate(self, ordinal: int, uid: str) -> None:
         p = self._alive(ordinal, uid)
         if p is None:
+            return
+        if p.node in self.failed:
+            self._stuck.append((ordinal, uid))  # nobody confirms the containers stopped
             return
         if p.phase == "Running" and self.rng.random() < 0.5:
             self._write_pod(p)  # containers stopped; the object still has its finalizers
@@ -447,14 +519,15 @@ class Model:
             self._slice = endpoints
             self._commit(SLICE, "MODIFIED", SLICE_NAME, "slice-uid", {"service": SERVICE_NAME, "endpoints": endpoints})
 
-    def _delete(self, p: _Pod, actor: str, reason: str) -> None:
+    def _delete(self, p: _Pod, actor: str, reason: str, finish: bool = True) -> None:
         """DeleteStatefulPod (or the test's delete call): a deletionTimestamp now, the object later."""
         p.deleting = True
         self._write_pod(p)
         self.deeds.append(
             Deed(self.now, self._rv, actor, "delete", p.ordinal, p.uid, reason, p.revision, self.start, self._update)
         )
-        self._at(self.rng.uniform(0.1, 0.3), lambda: self._terminate(p.ordinal, p.uid))
+        if finish:
+            self._at(self.rng.uniform(0.1, 0.3), lambda: self._terminate(p.ordinal, p.uid))
 
     # -- the StatefulSet controller --------------------------------------------------------
 
@@ -490,6 +563,8 @@ class Model:
                 self.claims[cname] = c
                 self._write_claim(c, "ADDED")
         p = _Pod(ordinal, self._uid(), revision, template, self.now)
+        if ordinal in self._unconfirmed:
+            self.unsafe_replacement = True
         self.pods[ordinal] = p
         self._write_pod(p, "ADDED")
         self.deeds.append(
@@ -695,6 +770,8 @@ class Model:
 
     def apply(self) -> bool:
         detail = f"Service/{SERVICE_NAME}, StatefulSet/{NAME}"
+        for node in NODES:  # the recorder lists the nodes when it starts
+            self._write_node(node, "LISTED")
         self._note(STEP, "begin", "apply", action="apply", detail=detail)
         self._api()
         self._commit(
@@ -728,6 +805,10 @@ class Model:
             "ordinals_start": f"to {arg}",
             "make_unready": f"{NAME}-{arg}",
             "make_ready": f"{NAME}-{arg}",
+            "fail_node": f"{NAME}-{arg}",
+            "out_of_service": f"{NAME}-{arg}",
+            "force_delete_pod": f"{NAME}-{arg}",
+            "restore_node": f"{NAME}-{arg}",
         }[name]
         self._note(STEP, "begin", name, action=name, detail=detail)
         self._api()
@@ -771,6 +852,67 @@ class Model:
                     ok = self._wait(lambda: (q := self._alive(arg, uid)) is None or not q.ready)
                 else:
                     self._at(self.rng.uniform(0.01, 0.05), lambda: self._probe_ready(arg, uid))
+        elif name == "fail_node":
+            settle = False
+            p = self.pods.get(arg)
+            if p is None or not p.node or p.node in self.failed:
+                ok = False
+            else:
+                node = p.node
+                on = [q for _, q in sorted(self.pods.items()) if q.node == node]
+                self._note(STEP, "deletes", name, action=name, uids=[q.uid for q in on], pods=[q.name for q in on])
+                self._note(STEP, "fails", name, action=name, node=node)
+                self.failed.add(node)
+                self.failed_for[arg] = node
+                self._at(GRACE, lambda: self._mark_unreachable(node))
+                ok = self._wait(lambda: self.nodes[node]["ready"] == "Unknown")
+        elif name == "out_of_service":
+            node = self.failed_for.get(arg, "")
+            if not node:
+                ok = settle = False
+            else:
+                on = [q for _, q in sorted(self.pods.items()) if q.node == node]
+                self._note(STEP, "deletes", name, action=name, uids=[q.uid for q in on], pods=[q.name for q in on])
+                self.nodes[node]["taints"] = [*self.nodes[node]["taints"], f"{OUT_OF_SERVICE}:NoExecute"]
+                self._unconfirmed = {o: n for o, n in self._unconfirmed.items() if n != node}
+                self._write_node(node)
+                self._at(self.rng.uniform(0.05, 0.5), lambda: self._gc_out_of_service(node))
+        elif name == "force_delete_pod":
+            p = self.pods.get(arg)
+            if p is None:
+                ok = settle = False
+            else:
+                self._note(STEP, "deletes", name, action=name, uids=[p.uid], pods=[p.name])
+                if p.node in self.failed:
+                    self._unconfirmed[arg] = p.node
+                if not p.deleting:
+                    self._delete(p, "test", "test", finish=False)
+                del self.pods[arg]
+                self._write_pod(p, "DELETED")
+        elif name == "restore_node":
+            node = self.failed_for.pop(arg, "")
+            if not node:
+                ok = settle = False
+            else:
+                self._note(STEP, "restores", name, action=name, node=node)
+                self.failed.discard(node)
+                self._unconfirmed = {o: n for o, n in self._unconfirmed.items() if n != node}
+                self.nodes[node] = {"ready": "True", "taints": []}
+                self._write_node(node)
+                # The kubelet is back: it finishes what it could not confirm, and its pods get Ready again.
+                for ordinal, uid in self._stuck:
+                    self._at(self.rng.uniform(0.01, 0.1), lambda o=ordinal, u=uid: self._terminate(o, u))
+                self._stuck = []
+                for p in list(self.pods.values()):
+                    if p.node == node:
+                        self._at(
+                            self.rng.uniform(0.01, 0.1),
+                            lambda p=p: (
+                                self._start(p.ordinal, p.uid)
+                                if p.phase != "Running"
+                                else self._probe_ready(p.ordinal, p.uid)
+                            ),
+                        )
         else:
             raise ValueError(f"unknown action {name}")
         if settle:
@@ -796,6 +938,8 @@ def run(workload: Workload, actions: tuple[Action, ...] | list[Action], seed: in
     for ordinal, p in sorted(model.pods.items()):
         if p.held:
             oks.append(model.step(Action("make_ready", ordinal)))
+    for ordinal in sorted(model.failed_for):  # teardown restores every failed node
+        oks.append(model.step(Action("restore_node", ordinal)))
     return Run(
         workload,
         tuple(actions),
@@ -805,4 +949,5 @@ def run(workload: Workload, actions: tuple[Action, ...] | list[Action], seed: in
         dict(model.revisions),
         model.claims_recreated,
         model.claims_deleted,
+        model.unsafe_replacement,
     )

@@ -33,12 +33,12 @@ import pytest
 
 pytest.importorskip("hypothesis")
 
-from hypothesis import HealthCheck, Phase, example, given, settings, target
+from hypothesis import HealthCheck, Phase, assume, example, given, settings, target
 from hypothesis import strategies as st
 from model import NAME, NAMESPACE, ZONE, Action, Run, Workload, run
 
 from pytest_stateful.checks import GUARANTEES, Subject, Verdict, run_check
-from pytest_stateful.timeline import DNS, GAP, POD, PVC, SERVICE, STEP, STS, Entry, Timeline, ordinal_of
+from pytest_stateful.timeline import DNS, GAP, NODE, POD, PVC, SERVICE, STEP, STS, Entry, Timeline, ordinal_of
 
 SUBJECT = Subject(NAME, NAMESPACE)
 # Investigating: shrink known defects too, and skip the pinned examples so the search finds its own.
@@ -349,6 +349,90 @@ def test_legal_run_never_fails_availability_max_unavailable(s: Scenario) -> None
 
 
 # -- the model itself: a legal receive order --------------------------------------------------
+
+
+# -- node failure (issue 13): at_most_one, and the other checks under a failed node --------------
+
+
+@st.composite
+def node_failures(draw: Any, force: bool) -> Scenario:
+    """A workload, maybe a step or two, fail_node on one ordinal's node, then (legal) out_of_service or
+    nothing, or (force) force_delete_pod of that ordinal while the node is failed; maybe restore_node
+    (teardown restores it anyway)."""
+    w = Workload(
+        replicas=draw(st.integers(1, 4)),
+        start=draw(st.sampled_from([0, 0, 2])),
+        policy=draw(st.sampled_from(["OrderedReady", "Parallel"])),
+        strategy=draw(st.sampled_from(["RollingUpdate", "OnDelete"])),
+    )
+    k = w.start + draw(st.integers(0, w.replicas - 1))
+    actions = [Action("update_image", 1)] if draw(st.booleans()) else []
+    actions.append(Action("fail_node", k))
+    if force:
+        actions.append(Action("force_delete_pod", k))
+    elif draw(st.booleans()):
+        actions.append(Action("out_of_service", k))
+    if draw(st.booleans()):
+        actions.append(Action("restore_node", k))
+    if draw(st.booleans()):
+        actions.append(Action("delete_pod", w.start))
+    lag = draw(st.sampled_from([0.0, 0.005, 0.05, 0.2]))
+    return Scenario(w, tuple(actions), draw(st.integers(0, 2**16)), lag)
+
+
+@pytest.mark.parametrize(
+    "guarantee", ["at_most_one", "stable_identity", "stable_storage", "availability", "ordered_rolling_update"]
+)
+@_settings(150)
+@given(s=node_failures(force=False))
+def test_legal_node_failure_never_fails(guarantee: str, s: Scenario) -> None:
+    """A node that fails and is declared out of service (or comes back) breaks no guarantee."""
+    r = s.run()
+    assert not r.unsafe_replacement
+    result, verdict = judge(guarantee, r.timeline)
+    COUNTS[f"legal {result}"] += 1
+    assert result != "failed", f"legal run failed {guarantee}:\n{verdict.explain()}\nscenario: {s}"
+
+
+@_settings(150)
+@given(s=node_failures(force=True))
+def test_a_replacement_after_a_force_delete_on_a_failed_node_never_passes(s: Scenario) -> None:
+    """Two incarnations possibly alive at once: at_most_one must fail whenever the model created the
+    replacement while the old pod's node was still failed, and pass otherwise."""
+    r = s.run()
+    result, verdict = judge("at_most_one", r.timeline)
+    COUNTS["force-delete runs"] += 1
+    if r.unsafe_replacement:
+        COUNTS["force-delete caught"] += int(result == "failed")
+        assert result == "failed", f"{verdict.explain()}\nscenario: {s}"
+        assert "had been force-deleted by the test (force_delete_pod)" in verdict.summary
+    else:
+        # OrderedReady held the replacement back (a lower ordinal on the failed node) until the restore.
+        assert result != "failed", f"{verdict.explain()}\nscenario: {s}"
+
+
+@_settings(150)
+@given(s=node_failures(force=False))
+def test_an_out_of_service_taint_moved_after_the_replacement_never_passes(s: Scenario) -> None:
+    """Mutation of a legal run: the node is declared out of service only after its pod was deleted and
+    replaced, so the deletion was unconfirmed when the replacement came."""
+    r = s.run()
+    entries = list(r.timeline.entries)
+    tainted = [e for e in entries if e.kind == NODE and e.node.out_of_service]
+    assume(tainted)
+    node = tainted[0].name
+    gone = [e for e in entries if e.kind == POD and e.type == "DELETED" and e.pod.node == node]
+    replaced = [
+        e
+        for e in entries
+        if e.kind == POD and e.type == "ADDED" and any(g.name == e.name and g.seq < e.seq for g in gone)
+    ]
+    assume(replaced)
+    later = entries[-1].t + 1.0
+    moved = [dataclasses.replace(e, t=later + i) for i, e in enumerate(tainted)]
+    result, verdict = judge("at_most_one", renumbered([e for e in entries if e not in tainted] + moved))
+    COUNTS["out-of-service mutations"] += 1
+    assert result != "passed", f"{verdict.explain()}\nscenario: {s}"
 
 
 @_settings(150)
