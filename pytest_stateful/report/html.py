@@ -10,7 +10,7 @@ its evidence, and a violation is a red mark on the chart.
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from pytest_stateful.checks.availability import series
@@ -219,49 +219,53 @@ def _availability_chart(timeline: Timeline, sts: str, end: float) -> str:
 
 def _segments(timeline: Timeline, uid: str, end: float) -> list[tuple[float, float, str]]:
     """(start, stop, state) pieces of one pod's life."""
-    pieces: list[tuple[float, float, str]] = []
-    state, since = None, 0.0
-    for e in timeline.entries:
-        if e.kind != POD or e.uid != uid:
-            continue
-        if e.type == "DELETED":
-            if state is not None:
-                pieces.append((since, e.t, state))
-            return pieces
-        now = (
-            "terminating"
-            if e.get("deleting")
-            else ("ready" if e.get("ready") else ("unready" if e.get("phase") == "Running" else "pending"))
-        )
-        if now != state:
-            if state is not None:
-                pieces.append((since, e.t, state))
-            state, since = now, e.t
-    if state is not None:
-        pieces.append((since, end, state))
-    return pieces
+
+    def changes() -> Iterator[tuple[float, str | None]]:
+        for e in timeline.entries:
+            if e.kind != POD or e.uid != uid:
+                continue
+            if e.type == "DELETED":
+                yield e.t, None
+                return
+            if e.get("deleting"):
+                yield e.t, "terminating"
+            elif e.get("ready"):
+                yield e.t, "ready"
+            else:
+                yield e.t, "unready" if e.get("phase") == "Running" else "pending"
+
+    return _pieces(changes(), end)
 
 
 def _node_segments(timeline: Timeline, node: str, end: float) -> list[tuple[float, float, str]]:
     """(start, stop, state) pieces of a node's failure: unreachable (not Ready), out of service."""
+
+    def changes() -> Iterator[tuple[float, str | None]]:
+        for e in timeline.of(NODE):
+            if e.name != node:
+                continue
+            if e.type == "DELETED":
+                yield e.t, None
+            elif e.node.out_of_service:
+                yield e.t, "node out of service"
+            elif e.node.ready and e.node.ready != "True":
+                yield e.t, "node unreachable"
+            else:
+                yield e.t, None
+
+    return _pieces(changes(), end)
+
+
+def _pieces(changes: Iterable[tuple[float, str | None]], end: float) -> list[tuple[float, float, str]]:
+    """State changes as (start, stop, state) pieces; None is no piece; the last state lasts until `end`."""
     pieces: list[tuple[float, float, str]] = []
     state: str | None = None
     since = 0.0
-    for e in timeline.of(NODE):
-        if e.name != node:
-            continue
-        if e.type == "DELETED":
-            now = None
-        elif e.node.out_of_service:
-            now = "node out of service"
-        elif e.node.ready and e.node.ready != "True":
-            now = "node unreachable"
-        else:
-            now = None
+    for t, now in changes:
         if now != state:
             if state is not None:
-                pieces.append((since, e.t, state))
-            state, since = now, e.t
+                pieces.append((since, t, state))
+            state, since = now, t
     if state is not None:
         pieces.append((since, end, state))
     return pieces
