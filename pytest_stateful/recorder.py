@@ -91,6 +91,10 @@ def reduce_pod(obj: Mapping[str, Any]) -> dict[str, Any]:
             if (w := (s.get("state") or {}).get("waiting")) and w.get("reason") not in (None, "ContainerCreating")
         ],
         "labels": dict(meta.get("labels") or {}),
+        # Who ended the pod, when someone did: TerminationByKubelet, DeletionByPodGC, EvictionByEvictionAPI ...
+        "disruption": (raw_conditions.get("DisruptionTarget") or {}).get("reason", "")
+        if (raw_conditions.get("DisruptionTarget") or {}).get("status") == "True"
+        else "",
     }
 
 

@@ -81,6 +81,8 @@ class PodData(Reduced):
     scheduled_message: str = ""
     # "container: Reason: message" of containers waiting for a reason other than being created.
     waiting: list[str] = field(default_factory=list)
+    # The DisruptionTarget condition's reason (TerminationByKubelet, DeletionByPodGC, ...), else "".
+    disruption: str = ""
 
 
 @dataclass(frozen=True, slots=True)

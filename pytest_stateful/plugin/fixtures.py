@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,7 +15,36 @@ from pytest_stateful.plugin.settings import Settings
 from pytest_stateful.workload.handle import StatefulSetHandle
 from pytest_stateful.workload.session import Recording
 
-StatefulFactory = Callable[..., StatefulSetHandle]
+
+class StatefulFactory:
+    """What the `stateful` fixture gives: call it with manifests, or `.chart(...)` for a Helm chart."""
+
+    def __init__(self, recording: Recording) -> None:
+        self._recording = recording
+
+    def __call__(
+        self, manifests: Any, statefulset: str | None = None, timeout: float | None = None, settle: bool = True
+    ) -> StatefulSetHandle:
+        return self._recording.statefulset(manifests, statefulset, timeout, settle)
+
+    def chart(
+        self,
+        path: str | Path,
+        release: str | None = None,
+        values: Mapping[str, Any] | None = None,
+        values_files: Sequence[str | Path] = (),
+        statefulset: str | None = None,
+        timeout: float | None = None,
+        settle: bool = True,
+    ) -> StatefulSetHandle:
+        """`helm install` the chart at `path` into the test namespace (then helm_upgrade, helm_rollback)."""
+        chart = {
+            "path": str(Path(path).resolve()),
+            "release": release or Path(path).name,
+            "values": dict(values or {}),
+            "values_files": [str(Path(f).resolve()) for f in values_files],
+        }
+        return self._recording.chart(chart, statefulset, timeout, settle)
 
 
 @pytest.fixture(scope="session")
@@ -33,7 +64,8 @@ def stateful_namespace(request: pytest.FixtureRequest, stateful_cluster: Cluster
 def stateful(
     request: pytest.FixtureRequest, stateful_cluster: ClusterHandle, stateful_namespace: str
 ) -> Iterator[StatefulFactory]:
-    """Factory: stateful(manifests, statefulset=None, timeout=None, settle=True) -> StatefulSetHandle.
+    """Factory: stateful(manifests, statefulset=None, timeout=None, settle=True) -> StatefulSetHandle,
+    or stateful.chart(path, release=None, values=None, values_files=()) for a Helm chart.
 
     Recording starts before the first apply and ends at teardown.
     """
@@ -45,6 +77,6 @@ def stateful(
         # The failure report reads the live recording before the fixture's teardown.
         request.node.stash[recording_key] = recording
         try:
-            yield recording.statefulset
+            yield StatefulFactory(recording)
         finally:
             request.node.stash[handles_key] = recording.handles

@@ -291,9 +291,29 @@ def _step(path: Path, lines: Mapping[Path_, int], i: int, raw: Mapping[str, Any]
         names = ", ".join(s.name for s in STEPS)
         raise SpecError(path, line, f"step {i + 1} needs exactly one action of {names} (it has {got})")
     kind = BY_NAME[actions[0]]
-    return Step(
-        kind, raw[kind.name], settle=bool(raw.get("settle", kind.settles)), timeout=raw.get("timeout"), line=line
-    )
+    value = raw[kind.name]
+    if kind.name == "helm_upgrade":
+        value = _upgrade_paths(path, lines, i, value, line)
+    return Step(kind, value, settle=bool(raw.get("settle", kind.settles)), timeout=raw.get("timeout"), line=line)
+
+
+def _upgrade_paths(path: Path, lines: Mapping[Path_, int], i: int, value: Mapping[str, Any], line: int) -> Any:
+    """helm_upgrade's chart and values files, relative to the spec, checked and made absolute."""
+    base = path.parent
+    value = dict(value)
+    if "chart" in value:
+        chart_dir = (base / value["chart"]).resolve()
+        if _file(chart_dir, "Chart.yaml") is None:
+            where = _line(lines, ("steps", i, "helm_upgrade", "chart"), line)
+            raise SpecError(path, where, f"chart {_name(value['chart'])} has no Chart.yaml (looked in {base})")
+        value["chart"] = str(chart_dir)
+    for j, rel in enumerate(value.get("values_files", [])):
+        if _file(base, rel) is None:
+            where = _line(lines, ("steps", i, "helm_upgrade", "values_files", j), line)
+            raise SpecError(path, where, f"values file {_name(rel)} not found (looked in {base})")
+    if "values_files" in value:
+        value["values_files"] = [str((base / r).resolve()) for r in value["values_files"]]
+    return value
 
 
 def _line(lines: Mapping[Path_, int], where: Path_, default: int) -> int:

@@ -20,7 +20,6 @@ from pytest_stateful.errors import (
 )
 from pytest_stateful.spec.loader import Spec, Step
 from pytest_stateful.workload.handle import StatefulSetHandle
-from pytest_stateful.workload.manifests import render_chart
 from pytest_stateful.workload.session import Recording
 
 
@@ -49,11 +48,11 @@ def run_spec(
     run = run or SpecRun(spec)
     timeout = spec.timeout or timeout
     with Recording(cluster, namespace, timeout, progress, image) as recording:
-        manifests: list[Any] = (
-            list(spec.manifests) if spec.manifests else render_chart(dict(spec.chart or {}), namespace, cluster.helm)
-        )
         try:
-            run.handle = recording.statefulset(manifests, spec.statefulset, timeout)
+            if spec.chart is not None:
+                run.handle = recording.chart(spec.chart, spec.statefulset, timeout)
+            else:
+                run.handle = recording.statefulset(list(spec.manifests), spec.statefulset, timeout)
         finally:
             # Also when the initial rollout timed out: the report is most needed then.
             run.handle = run.handle or (recording.handles[-1] if recording.handles else None)

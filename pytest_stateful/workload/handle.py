@@ -9,9 +9,12 @@ Verdicts are written here only (`judge`).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from kubernetes import utils
@@ -47,11 +50,22 @@ from pytest_stateful.timeline import (
     NodeData,
     Timeline,
 )
+from pytest_stateful.workload.charts import (
+    ChartSource,
+    ForbiddenChange,
+    Helm,
+    changed_keys,
+    dry_run_replace,
+    forbidden_changes,
+    merge,
+    statefulset_of,
+    with_key,
+)
 from pytest_stateful.workload.cleanup import this_process
 from pytest_stateful.workload.manifests import ImageMap, Manifest, load_manifests, statefulsets_in
 from pytest_stateful.workload.probes import Probes
 from pytest_stateful.workload.scope import place
-from pytest_stateful.workload.shared import created, is_shared, refuse_takeover
+from pytest_stateful.workload.shared import created, is_shared, refuse_takeover, registered
 from pytest_stateful.workload.steps import DISRUPTIONS
 from pytest_stateful.workload.view import WorkloadView
 
@@ -81,7 +95,7 @@ class StatefulSetHandle:
         self._cordoned: set[str] = set()
         # fail_node: node -> the ordinal whose pod it ran; nodes tainted out of service; and the pods
         # (uid -> (name, node)) that were on a failed node, whose containers the runtime is asked about.
-        self._failed: dict[str, int] = {}
+        self._failed: dict[str, set[int]] = {}
         self._out_of_service: set[str] = set()
         self._stranded: dict[str, tuple[str, str]] = {}
         self.verdicts: dict[str, Verdict] = {}
@@ -97,6 +111,8 @@ class StatefulSetHandle:
         # A bad_rollout's readiness hold is in the template (simulated nodes), until the next update.
         self._held = False
         self.bad_rollouts = 0
+        # The chart and values the release was installed (or last upgraded) with; None for manifests.
+        self.chart: ChartSource | None = None
 
     # -- set-up ---------------------------------------------------------------------------
 
@@ -112,18 +128,7 @@ class StatefulSetHandle:
         if self.images is not None:
             for doc in docs:
                 self.images.rewrite(doc)
-        names = statefulsets_in(docs)
-        if statefulset is None:
-            if len(names) != 1:
-                raise ManifestError(
-                    "the manifests hold no StatefulSet"
-                    if not names
-                    else f"the manifests hold several StatefulSets ({', '.join(names)}): say which one is under test"
-                )
-            statefulset = names[0]
-        elif statefulset not in names and not self.name:
-            raise ManifestError(f"no StatefulSet named {statefulset!r} in the manifests (found: {', '.join(names)})")
-        self.name = self.view.name = statefulset
+        self._under_test(docs, statefulset)
         detail = ", ".join(f"{d['kind']}/{d['metadata'].get('name')}" for d in docs)
         shared = is_shared(self.namespace)
         if shared:
@@ -154,6 +159,187 @@ class StatefulSetHandle:
                     self.recorder.add(PDB, "ADDED", doc["metadata"]["name"], **reduce_pdb(doc))
                 self.objects.append(doc)
         return self
+
+    def _under_test(self, docs: list[dict[str, Any]], statefulset: str | None) -> None:
+        names = statefulsets_in(docs)
+        if statefulset is None:
+            if len(names) != 1:
+                raise ManifestError(
+                    "the manifests hold no StatefulSet"
+                    if not names
+                    else f"the manifests hold several StatefulSets ({', '.join(names)}): say which one is under test"
+                )
+            statefulset = names[0]
+        elif statefulset not in names and not self.name:
+            raise ManifestError(f"no StatefulSet named {statefulset!r} in the manifests (found: {', '.join(names)})")
+        self.name = self.view.name = statefulset
+
+    def install_chart(
+        self,
+        chart: Mapping[str, Any],
+        statefulset: str | None = None,
+        settle: bool = True,
+        timeout: float | None = None,
+    ) -> StatefulSetHandle:
+        """`helm install` the chart into the test namespace (release history kept, no --wait: the
+        settle judges). What it would create is rendered first for this cluster and held to the
+        namespace rule, so a cluster-scoped object refuses the install before anything is made."""
+        source = ChartSource.of(chart)
+        helm = self._helm()
+        docs = place(helm.template(source), self.namespace, self.cluster.discovery)
+        self._under_test(docs, statefulset)
+        if is_shared(self.namespace):
+            refuse_takeover(self.cluster, self.namespace, docs)
+        with self.step("apply", f"helm install {source.release} {Path(source.path).name}", settle, timeout):
+            helm.install(source)
+            self._released(helm, source.release)
+        self.chart = source
+        return self
+
+    def helm_upgrade(
+        self,
+        chart: str | None = None,
+        values: Mapping[str, Any] | None = None,
+        values_files: list[str] | None = None,
+        reuse_values: bool = False,
+        settle: bool = True,
+        timeout: float | None = None,
+    ) -> None:
+        """`helm upgrade` the release: to `chart` (a path; default the installed chart), with the
+        install's values overlaid by `values` (`values_files` replace the install's files), or with
+        `--reuse-values`. Refused before sending when it would change a StatefulSet field the API
+        server does not let an update change."""
+        installed = self._installed("helm_upgrade")
+        source = ChartSource(
+            chart or installed.path,
+            installed.release,
+            {} if reuse_values else merge(installed.values, values or {}),
+            tuple(values_files) if values_files is not None else (() if reuse_values else installed.values_files),
+        )
+        if reuse_values and values:
+            source = dataclasses.replace(source, values=dict(values))
+        helm = self._helm()
+        old_values = helm.values(installed.release)
+        new_values = merge(old_values, source.values) if reuse_values else helm.computed(source)
+        rendered = helm.template(dataclasses.replace(source, values_files=()), new_values)
+        self._refuse_forbidden(helm, rendered, (source, old_values, new_values), "helm_upgrade")
+        with self.step(
+            "helm_upgrade", f"{installed.release} {Path(source.path).name}{self._on_delete()}", settle, timeout
+        ):
+            helm.upgrade(source, reuse_values)
+            self._released(helm, installed.release)
+            self._min_generation = self._generation()
+        self.chart = dataclasses.replace(source, values=source.values or installed.values)
+
+    def helm_rollback(self, revision: int | None = None, settle: bool = True, timeout: float | None = None) -> None:
+        """`helm rollback` the release to `revision` (default: the one before the current)."""
+        installed = self._installed("helm_rollback")
+        helm = self._helm()
+        target = revision or max(1, helm.revision(installed.release) - 1)
+        rendered = helm.manifest(installed.release, target)
+        self._refuse_forbidden(helm, rendered, None, "helm_rollback")
+        with self.step("helm_rollback", f"{installed.release} to revision {target}", settle, timeout):
+            helm.rollback(installed.release, target)
+            self._released(helm, installed.release)
+            self._min_generation = self._generation()
+
+    def _helm(self) -> Helm:
+        post: dict[str, Any] = {}
+        if self.images is not None:
+            post.update(image_repository=self.images.repository, image_tags=dict(self.images.tags))
+        if is_shared(self.namespace):
+            post["labels"] = this_process().labels()
+        return Helm(self.cluster, self.namespace, post)
+
+    def _installed(self, action: str) -> ChartSource:
+        if self.chart is None:
+            raise StepError(f"{action}: the StatefulSet was not installed from a chart (use `chart:` in the spec)")
+        return self.chart
+
+    def _generation(self) -> int:
+        sts = self._call(
+            f"read StatefulSet {self.name}",
+            self.cluster.apps.read_namespaced_stateful_set,
+            self.name,
+            self.namespace,
+            retry=True,
+        )
+        return int(sts.metadata.generation or 0)
+
+    def _released(self, helm: Helm, release: str) -> None:
+        """After a helm action: keep the image tags its post-renderer handed out, record the budgets it
+        applied, and in a shared namespace register what it created (and helm's release Secrets)."""
+        if self.images is not None:
+            self.images.tags.update(helm.post_render.get("image_tags") or {})
+        objects = helm.manifest(release)
+        self.objects = objects
+        for doc in objects:
+            if doc.get("kind") == "PodDisruptionBudget":
+                self.recorder.add(PDB, "ADDED", doc["metadata"]["name"], **reduce_pdb(doc))
+        if not is_shared(self.namespace):
+            return
+        known = registered(self.namespace)
+        secrets = self._call(
+            f"list the release Secrets of {release}",
+            self.cluster.core.list_namespaced_secret,
+            self.namespace,
+            label_selector=f"owner=helm,name={release}",
+            retry=True,
+        )
+        made = [
+            ({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": s.metadata.name}}, s.metadata.uid)
+            for s in secrets.items
+        ]
+        for doc in objects:
+            meta = doc.get("metadata") or {}
+            path = self.cluster.discovery.path(
+                str(doc.get("apiVersion")), str(doc.get("kind")), self.namespace, str(meta.get("name"))
+            )
+            if path is None:
+                continue
+            with contextlib.suppress(StatefulError):
+                made.append((doc, _uid_at(self.cluster, path)))
+        for doc, uid in made:
+            if uid and uid not in known:
+                created(self.namespace, doc, {"metadata": {"uid": uid}})
+
+    def _refuse_forbidden(
+        self,
+        helm: Helm,
+        rendered: list[dict[str, Any]],
+        values: tuple[ChartSource, Mapping[str, Any], Mapping[str, Any]] | None,
+        action: str,
+    ) -> None:
+        """Fail the step before anything is sent when the StatefulSet would change a field that an
+        update may not change: the field, old and new values, the values keys behind it (`values`:
+        the new source with the old and new computed values), the remedy, then the API server's own
+        answer (a server-side dry run)."""
+        new = statefulset_of(rendered, self.name)
+        if new is None:
+            return
+        read = self._call(
+            f"read StatefulSet {self.name}",
+            self.cluster.apps.read_namespaced_stateful_set,
+            self.name,
+            self.namespace,
+            retry=True,
+        )
+        live = self.cluster.api.sanitize_for_serialization(read)
+        changes = forbidden_changes(live, new)
+        if not changes:
+            return
+        first = changes[0]
+        causes = _causes(helm, self.name, live, first, *values) if values is not None else []
+        because = f", produced by the values {', '.join(causes)}" if causes else ""
+        more = f" (and {', '.join(c.path for c in changes[1:4])})" if len(changes) > 1 else ""
+        api = dry_run_replace(self.cluster, self.namespace, live, new)
+        raise StepError(
+            f"{action} would change {first.path} of StatefulSet {self.name} from {first.old!r} to {first.new!r}"
+            f"{because}{more}: Kubernetes does not let an update change it, so the upgrade would fail. Usual "
+            f"remedy: delete the StatefulSet but not its pods and claims (kubectl delete statefulset {self.name} "
+            f"--cascade=orphan -n {self.namespace}), then upgrade: the new StatefulSet adopts them. "
+            f"The API server says: {api}"
+        )
 
     # -- steps ----------------------------------------------------------------------------
 
@@ -236,7 +422,7 @@ class StatefulSetHandle:
 
     def rollout_restart(self, settle: bool = True, timeout: float | None = None) -> None:
         stamp = datetime.now(UTC).isoformat()
-        with self.step("rollout_restart", stamp, settle, timeout):
+        with self.step("rollout_restart", f"{stamp}{self._on_delete()}", settle, timeout):
             self._patch(
                 {
                     "spec": {
@@ -278,12 +464,19 @@ class StatefulSetHandle:
         self._known_container("update_image", container)
         if self.images is not None:
             image = self.images(image)
-        with self.step("update_image", f"{container}={image}", settle, timeout):
+        with self.step("update_image", f"{container}={image}{self._on_delete()}", settle, timeout):
             template: dict[str, Any] = {"spec": {"containers": [{"name": container, "image": image}]}}
             hold = self._drop_hold()
             if hold:
                 template["metadata"] = hold
             self._patch({"spec": {"template": template}})
+
+    def _on_delete(self) -> str:
+        """What a template change does under OnDelete, for the step's line: nothing, until pods are deleted."""
+        sts = self.view.statefulset()
+        if sts is None or sts.sts.strategy != "OnDelete":
+            return ""
+        return " (OnDelete: the template changed, no pod is replaced until deleted)"
 
     def _known_container(self, action: str, container: str) -> None:
         sts = self.view.statefulset()
@@ -371,6 +564,10 @@ class StatefulSetHandle:
             raise StepError(f"fail_node {ordinal}: {pod} is not running on a node")
         node = current.pod.node
         nodes = self._nodes("fail_node", node)
+        if node in self._failed:
+            # Another ordinal's pod on a node already failed: that ordinal now names it too.
+            self._failed[node].add(ordinal)
+            return
         how = "kubelet stopped, containers left running" if nodes.is_real(node) else "simulated: KWOK stops acting"
         with self.step("fail_node", f"{node} ({pod}; {how})", False, timeout):
             on_node = {e.name: e.uid for e in self.view.pods() if e.pod.node == node}
@@ -378,7 +575,7 @@ class StatefulSetHandle:
             # must not take that for the controller's doing.
             self._note_deleted("fail_node", on_node)
             self._stranded.update({uid: (name, node) for name, uid in on_node.items()})
-            self._failed[node] = ordinal
+            self._failed[node] = {ordinal}
             # Which node the test failed, when: at_most_one does not trust its Ready until it is restored.
             self.recorder.step("fails", "fail_node", action="fail_node", node=node)
             nodes.fail(node)
@@ -410,6 +607,7 @@ class StatefulSetHandle:
         with self.step("restore_node", name, settle, timeout):
             self._restore(nodes, name)
             self._wait(lambda: self._node_ready(name), f"node {name} to be Ready again", timeout)
+            self._untaint(name)
 
     def restore_nodes(self, timeout: float = 60.0) -> None:
         """Teardown: every node this test failed or tainted comes back (bounded, never raising), so the
@@ -427,6 +625,9 @@ class StatefulSetHandle:
             with contextlib.suppress(StatefulError):
                 waiting = [n for n in waiting if not _ready(self._read_node(n))]
             time.sleep(0.5)
+        for name in names:
+            with contextlib.suppress(StatefulError):
+                self._untaint(name)
 
     def observe_runtime(self) -> None:
         """Node level: ask the runtime of each failed real node which containers of the pods it ran
@@ -443,12 +644,17 @@ class StatefulSetHandle:
 
     def _restore(self, nodes: NodeFailer, name: str) -> None:
         self.observe_runtime()  # the last look before the node reconciles its containers
+        if self._failed.pop(name, None) is not None:
+            # Before the call: a confirmation from the node must not be taken for the failed node's.
+            self.recorder.step("restores", "restore_node", action="restore_node", node=name)
+        nodes.restore(name)
+
+    def _untaint(self, name: str) -> None:
+        """The out-of-service taint goes only once the node is back, as the documented procedure says:
+        until then the pod GC may still be deleting pods because of it."""
         if name in self._out_of_service:
             self._taint(name, add=False)
             self._out_of_service.discard(name)
-        nodes.restore(name)
-        if self._failed.pop(name, None) is not None:
-            self.recorder.step("restores", "restore_node", action="restore_node", node=name)
 
     def _nodes(self, action: str, node: str) -> NodeFailer:
         nodes = self.cluster.nodes
@@ -460,7 +666,7 @@ class StatefulSetHandle:
         return nodes
 
     def _failed_node(self, action: str, ordinal: int) -> str:
-        found = [n for n, o in self._failed.items() if o == ordinal]
+        found = [n for n, ordinals in self._failed.items() if ordinal in ordinals]
         if not found:
             raise StepError(f"{action} {ordinal}: no node was failed for {self.name}-{ordinal} (take fail_node first)")
         return found[-1]
@@ -721,6 +927,35 @@ def _ready(node: Any) -> bool:
         return False
     conditions = node.status.conditions or []
     return any(c.type == "Ready" and c.status == "True" for c in conditions)
+
+
+def _causes(
+    helm: Helm,
+    name: str,
+    live: Mapping[str, Any],
+    change: ForbiddenChange,
+    source: ChartSource,
+    old_values: Mapping[str, Any],
+    new_values: Mapping[str, Any],
+) -> list[str]:
+    """The values keys whose change produces `change`: each changed key set back alone, and rendered."""
+    found = []
+    for key in changed_keys(old_values, new_values)[:20]:
+        reverted = with_key(new_values, key, old_values)
+        sts = statefulset_of(helm.template(dataclasses.replace(source, values_files=()), reverted), name)
+        if sts is not None and change.path not in {c.path for c in forbidden_changes(live, sts)}:
+            found.append(key)
+    return found
+
+
+def _uid_at(cluster: ClusterHandle, path: str) -> str:
+    method, url, headers, body, _ = cluster.api.param_serialize("GET", path, auth_settings=["BearerToken"])
+    try:
+        resp = cluster.api.call_api(method, url, header_params=headers, body=body, _request_timeout=(5.0, 30.0))
+        resp.read()
+    except CLIENT_FAILURES as exc:
+        raise api_error(exc, f"read {path}") from exc
+    return str((json.loads(resp.data).get("metadata") or {}).get("uid", ""))
 
 
 __all__ = ["StatefulSetHandle"]

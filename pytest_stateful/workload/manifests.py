@@ -5,13 +5,9 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-import subprocess
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from pytest_stateful import yaml_input
 from pytest_stateful.errors import ManifestError, SpecError
@@ -210,29 +206,3 @@ class ImageMap:
             for container in (pod_spec or {}).get(key) or []:
                 container["image"] = self(str(container.get("image", "")))
                 container["imagePullPolicy"] = "IfNotPresent"
-
-
-def render_chart(chart: Mapping[str, Any], namespace: str, helm: str | None) -> list[dict[str, Any]]:
-    """`helm template` the chart into plain objects for the test namespace."""
-    if helm is None:
-        raise ManifestError("chart: helm was not found: run `pytest-stateful cluster build` or put helm on PATH")
-    release = chart.get("release") or Path(chart["path"]).name
-    with tempfile.TemporaryDirectory(prefix="pytest-stateful-helm-") as tmp:
-        args = [helm, "template", release, chart["path"], "--namespace", namespace]
-        for values_file in chart.get("values_files", []):
-            args += ["--values", values_file]
-        if chart.get("values"):
-            inline = Path(tmp) / "values.yaml"
-            inline.write_text(json.dumps(chart["values"]))
-            args += ["--values", str(inline)]
-        env = {
-            "HOME": tmp,
-            "HELM_CACHE_HOME": tmp,
-            "HELM_CONFIG_HOME": tmp,
-            "HELM_DATA_HOME": tmp,
-            "PATH": "/usr/bin:/bin",
-        }
-        proc = subprocess.run(args, capture_output=True, text=True, env=env, timeout=120)
-    if proc.returncode != 0:
-        raise ManifestError(f"helm template {chart['path']} failed: {proc.stderr.strip()}")
-    return [d for d in yaml.safe_load_all(proc.stdout) if isinstance(d, dict)]

@@ -8,7 +8,8 @@ import re
 import secrets
 import signal
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 from kubernetes import client
 
@@ -180,6 +181,25 @@ class Recording:
             handle.uncordon()
             handle.restore_nodes()
 
+    def chart(
+        self,
+        chart: Mapping[str, Any],
+        statefulset: str | None = None,
+        timeout: float | None = None,
+        settle: bool = True,
+    ) -> StatefulSetHandle:
+        """`helm install` a chart (`{path, release?, values?, values_files?}`) into the namespace."""
+        handle = self._handle(timeout)
+        handle.install_chart(chart, statefulset, settle)
+        return handle
+
+    def _handle(self, timeout: float | None) -> StatefulSetHandle:
+        handle = StatefulSetHandle(self.cluster, self.namespace, self.recorder, timeout or self.timeout)
+        handle.progress = self.progress
+        handle.images = self.images
+        self.handles.append(handle)
+        return handle
+
     def statefulset(
         self,
         manifests: Iterable[Manifest],
@@ -187,10 +207,7 @@ class Recording:
         timeout: float | None = None,
         settle: bool = True,
     ) -> StatefulSetHandle:
-        handle = StatefulSetHandle(self.cluster, self.namespace, self.recorder, timeout or self.timeout)
-        handle.progress = self.progress
-        handle.images = self.images
-        self.handles.append(handle)
+        handle = self._handle(timeout)
         handle.apply(manifests, statefulset, settle)
         return handle
 

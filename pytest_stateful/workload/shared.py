@@ -123,6 +123,12 @@ def created(namespace: str, doc: Mapping[str, Any], made: Any) -> None:
     entry[1].append(Created(str(doc["apiVersion"]), str(doc["kind"]), str(doc["metadata"]["name"]), uid, templates))
 
 
+def registered(namespace: str) -> set[str]:
+    """UIDs of what the run created in a shared namespace and has not deleted yet."""
+    entry = _shared.get(namespace)
+    return {c.uid for c in entry[1]} if entry is not None else set()
+
+
 def clean(namespace: str, wait: float = GONE_TIMEOUT) -> list[str]:
     """Delete what the run created in a shared namespace and the claims of its StatefulSets, then
     wait (bounded) until they and their pods are gone. What is left ("Pod web-0", or "Service

@@ -34,7 +34,7 @@ class StepKind:
     description: str
     value: Mapping[str, Any]  # JSON Schema of the YAML value
     # The method's parameters before settle/timeout: () takes no value (the YAML value is a constant),
-    # one name takes the whole value, several names take the keys of a mapping value.
+    # the keys of a mapping value (an object schema), else one name takes the whole value.
     params: tuple[str, ...] = ()
     # Waits for the StatefulSet to settle unless told otherwise.
     settles: bool = True
@@ -47,9 +47,9 @@ class StepKind:
         """The YAML value as keyword arguments of the handle method."""
         if not self.params:
             return {}
-        if len(self.params) == 1:
-            return {self.params[0]: value}
-        return {p: value[p] for p in self.params}
+        if self.value.get("type") == "object":
+            return {p: value[p] for p in self.params if p in value}  # a key left out takes the default
+        return {self.params[0]: value}
 
     def schema(self) -> dict[str, Any]:
         return {**self.value, "description": self.description}
@@ -156,6 +156,38 @@ STEPS: tuple[StepKind, ...] = (
         "its out-of-service taint; waits until it is Ready.",
         {"anyOf": [ORDINAL, {"type": "string", "minLength": 1}]},
         ("node",),
+    ),
+    StepKind(
+        "helm_upgrade",
+        "helm_upgrade",
+        "helm upgrade the release installed from `chart:`: to `chart` (a chart directory, relative to the spec; "
+        "default the installed one), with the install's values overlaid by `values` (`values_files` replace the "
+        "install's files), or with `reuse_values`. Refused before sending when the StatefulSet would change a field "
+        "Kubernetes does not let an update change (the field, the values behind it and the remedy).",
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "chart": {"type": "string", "minLength": 1},
+                "values": {"type": "object"},
+                "values_files": {"type": "array", "items": {"type": "string", "minLength": 1}},
+                "reuse_values": {"type": "boolean"},
+            },
+        },
+        ("chart", "values", "values_files", "reuse_values"),
+        disruption=True,
+    ),
+    StepKind(
+        "helm_rollback",
+        "helm_rollback",
+        "helm rollback the release to `revision` (default: the revision before the current one).",
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"revision": {"type": "integer", "minimum": 1, "maximum": 2147483647}},
+        },
+        ("revision",),
+        disruption=True,
     ),
     StepKind(
         "sleep",

@@ -806,7 +806,7 @@ class Model:
             "make_unready": f"{NAME}-{arg}",
             "make_ready": f"{NAME}-{arg}",
             "fail_node": f"{NAME}-{arg}",
-            "out_of_service": f"{NAME}-{arg}",
+            "out_of_service": self.failed_for.get(arg, f"{NAME}-{arg}"),  # the handle names the node
             "force_delete_pod": f"{NAME}-{arg}",
             "restore_node": f"{NAME}-{arg}",
         }[name]

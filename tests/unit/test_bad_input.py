@@ -649,7 +649,16 @@ def ground(doc: dict[str, Any]) -> dict[str, Any]:
             steps.append({"delete_pods": "all"})
             continue
         kind = BY_NAME[actions[0]]
-        steps.append({k: v for k, v in step.items() if k == kind.name or k in kind.options})
+        kept = {k: v for k, v in step.items() if k == kind.name or k in kind.options}
+        if kind.name == "helm_upgrade" and isinstance(kept[kind.name], dict):
+            # Its chart and values files are files too.
+            value = dict(kept[kind.name])
+            if "chart" in value:
+                value["chart"] = "chart"
+            if "values_files" in value:
+                value["values_files"] = ["values.yaml"] * len(value["values_files"])
+            kept[kind.name] = value
+        steps.append(kept)
     if "steps" in doc:
         doc["steps"] = steps
     return doc

@@ -24,7 +24,7 @@ def test_good_record_passes_every_guarantee(guarantee: str) -> None:
         assert verdict.status == "not exercised", verdict.explain()
         assert (
             verdict.summary
-            == "no pod of web was on a failed node: add fail_node, then out_of_service or force_delete_pod"
+            == "no pod of web was on a failed node or force-deleted: add fail_node, then out_of_service or force_delete_pod"
         )
         return
     assert verdict.status == "passed", verdict.explain()

@@ -34,6 +34,8 @@ SAMPLES: dict[str, Any] = {
     "fail_node": 1,
     "out_of_service": 1,
     "restore_node": "node-000001",
+    "helm_upgrade": {"values": {"image": {"tag": "1.1"}}, "reuse_values": False},
+    "helm_rollback": {"revision": 1},
     "sleep": 0.5,
 }
 

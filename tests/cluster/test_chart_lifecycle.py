@@ -1,0 +1,104 @@
+"""Issue 14: charts installed, upgraded and rolled back with the real helm, on the local cluster."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+CHARTS = EXAMPLES / "charts"
+
+
+def test_a_claim_size_upgrade_is_refused_before_it_is_sent_naming_the_field_the_values_key_and_the_remedy() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-o", "addopts=", "examples/charts/broken"],
+        capture_output=True,
+        text=True,
+        cwd=EXAMPLES.parent,
+        env={**os.environ, "PYTEST_STATEFUL_FAILING": "1"},
+        timeout=600,
+    )
+    out = result.stdout
+    assert result.returncode == 1, out + result.stderr
+    for text in [
+        "helm_upgrade would change spec.volumeClaimTemplates[0].spec.resources.requests.storage of StatefulSet kv "
+        "from '512Mi' to '2Gi', produced by the values persistence.size",
+        "Kubernetes does not let an update change it",
+        "kubectl delete statefulset kv --cascade=orphan -n stateful-",
+        "The API server says: ",
+        "Forbidden: updates to statefulset spec for fields other than",
+    ]:
+        assert text in out, f"missing {text!r} in:\n{out}"
+    assert "Traceback" not in out
+
+
+def test_the_release_keeps_its_history_and_upgrades_are_helms_three_way_merges(pytester: pytest.Pytester) -> None:
+    shutil.copytree(CHARTS / "kv", pytester.path / "kv")
+    shutil.copy(CHARTS / "ci-values.yaml", pytester.path / "ci-values.yaml")
+    pytester.makepyfile(
+        """
+        import json, subprocess
+
+        def helm(web, *args):
+            return subprocess.run(
+                [web.cluster.helm, *args, "-n", web.namespace, "--kubeconfig", str(web.cluster.kubeconfig),
+                 "--kube-context", web.cluster.context],
+                capture_output=True, text=True, check=True,
+            ).stdout
+
+        def test_lifecycle(stateful):
+            kv = stateful.chart("kv", values_files=["ci-values.yaml"])
+            # A change made outside helm (scale) survives an upgrade that does not touch replicas.
+            kv.scale(4)
+            kv.helm_upgrade(values={"image": {"tag": "1.1"}})
+            sts = kv.cluster.apps.read_namespaced_stateful_set("kv", kv.namespace)
+            assert sts.spec.template.spec.containers[0].image == "registry.example/kv:1.1"
+            kv.helm_rollback()
+            history = json.loads(helm(kv, "history", "kv", "--output", "json"))
+            assert [h["revision"] for h in history] == [1, 2, 3]
+            assert history[-1]["description"] == "Rollback to 1"
+            sts = kv.cluster.apps.read_namespaced_stateful_set("kv", kv.namespace)
+            assert sts.spec.template.spec.containers[0].image == "registry.example/kv:1.0"
+            kv.assert_ordered_rolling_update()
+            kv.assert_stable_storage()
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+
+
+def test_a_chart_with_a_cluster_scoped_object_is_refused_before_anything_is_installed(
+    pytester: pytest.Pytester,
+) -> None:
+    shutil.copytree(CHARTS / "kv", pytester.path / "kv")
+    (pytester.path / "kv" / "templates" / "clusterrole.yaml").write_text(
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: {{ .Release.Name }}-reader\n"
+        "rules: []\n"
+    )
+    (pytester.path / "kv.stateful.yaml").write_text("chart: {path: kv}\nexpect: [stable_identity]\n")
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert (
+        "ClusterRole kv-reader is cluster-scoped and is not applied: the plugin only writes inside the test namespace"
+        in out
+    )
+    assert "Traceback" not in out
+
+
+def test_a_chart_is_rendered_for_the_clusters_version(pytester: pytest.Pytester) -> None:
+    # helm template alone renders for Kubernetes v1.20: a chart that requires a newer one is refused.
+    shutil.copytree(CHARTS / "kv", pytester.path / "kv")
+    chart = pytester.path / "kv" / "Chart.yaml"
+    chart.write_text(chart.read_text() + 'kubeVersion: ">=1.30.0-0"\n')
+    (pytester.path / "kv.stateful.yaml").write_text(
+        "chart: {path: kv, values_files: [ci-values.yaml]}\nexpect: [stable_identity]\nsteps: [{delete_pod: 0}]\n"
+    )
+    shutil.copy(CHARTS / "ci-values.yaml", pytester.path / "ci-values.yaml")
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)

@@ -1,0 +1,132 @@
+"""Issue 14: what decides a chart upgrade before it is sent (pure functions of workload/charts.py)."""
+
+from __future__ import annotations
+
+import yaml
+
+from pytest_stateful.workload.charts import (
+    _helm_message,
+    changed_keys,
+    forbidden_changes,
+    merge,
+    post_render,
+    with_key,
+)
+
+LIVE = {
+    "metadata": {"name": "kv", "resourceVersion": "42"},
+    "spec": {
+        "replicas": 3,
+        "serviceName": "kv-headless",
+        "podManagementPolicy": "OrderedReady",
+        "selector": {"matchLabels": {"app": "kv"}},
+        "template": {"spec": {"containers": [{"name": "kv", "image": "kv:1.0"}]}},
+        "volumeClaimTemplates": [
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolumeClaim",
+                "metadata": {"name": "data"},
+                "spec": {
+                    "accessModes": ["ReadWriteOnce"],
+                    "resources": {"requests": {"storage": "512Mi"}},
+                    "volumeMode": "Filesystem",
+                },
+                "status": {"phase": "Pending"},
+            }
+        ],
+    },
+}
+
+
+def rendered(**spec: object) -> dict[str, object]:
+    base = {
+        "replicas": 3,
+        "serviceName": "kv-headless",
+        "podManagementPolicy": "OrderedReady",
+        "selector": {"matchLabels": {"app": "kv"}},
+        "template": {"spec": {"containers": [{"name": "kv", "image": "kv:1.0"}]}},
+        "volumeClaimTemplates": [
+            {
+                "metadata": {"name": "data"},
+                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "512Mi"}}},
+            }
+        ],
+    }
+    return {"metadata": {"name": "kv"}, "spec": {**base, **spec}}
+
+
+def test_what_an_update_may_change_is_not_a_forbidden_change() -> None:
+    new = rendered(
+        replicas=5,
+        template={"spec": {"containers": [{"name": "kv", "image": "kv:1.1"}]}},
+        updateStrategy={"type": "OnDelete"},
+        minReadySeconds=10,
+        persistentVolumeClaimRetentionPolicy={"whenScaled": "Delete"},
+    )
+    # The live object's defaults (volumeMode, status, apiVersion of the template) are not changes.
+    assert forbidden_changes(LIVE, new) == []
+
+
+def test_a_claim_size_change_is_named_by_its_field_path_with_old_and_new_values() -> None:
+    new = rendered()
+    new["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] = "2Gi"  # type: ignore[index]
+    (change,) = forbidden_changes(LIVE, new)
+    assert change.path == "spec.volumeClaimTemplates[0].spec.resources.requests.storage"
+    assert (change.old, change.new) == ("512Mi", "2Gi")
+
+
+def test_selector_service_name_policy_and_a_new_claim_template_are_forbidden() -> None:
+    new = rendered(
+        serviceName="kv",
+        podManagementPolicy="Parallel",
+        selector={"matchLabels": {"app": "kv", "tier": "db"}},
+        volumeClaimTemplates=[*rendered()["spec"]["volumeClaimTemplates"], {"metadata": {"name": "logs"}}],  # type: ignore[index]
+    )
+    paths = [c.path for c in forbidden_changes(LIVE, new)]
+    assert paths == [
+        "spec.serviceName",
+        "spec.podManagementPolicy",
+        "spec.selector.matchLabels.tier",
+        "spec.volumeClaimTemplates",
+    ]
+
+
+def test_changed_keys_and_setting_one_back() -> None:
+    old = {"image": {"tag": "1.0", "repository": "kv"}, "persistence": {"size": "512Mi"}, "replicas": 3}
+    new = {"image": {"tag": "1.1", "repository": "kv"}, "persistence": {"size": "2Gi"}, "replicas": 3, "extra": 1}
+    assert changed_keys(old, new) == ["extra", "image.tag", "persistence.size"]
+    back = with_key(new, "persistence.size", old)
+    assert back["persistence"] == {"size": "512Mi"} and back["image"]["tag"] == "1.1"
+    assert "extra" not in with_key(new, "extra", old)
+    assert new["persistence"] == {"size": "2Gi"}  # not changed in place
+
+
+def test_values_merge_as_helm_merges_them() -> None:
+    assert merge({"a": {"b": 1, "c": 2}, "l": [1]}, {"a": {"c": 3}, "l": [2]}) == {"a": {"b": 1, "c": 3}, "l": [2]}
+
+
+def test_the_post_renderer_maps_images_consistently_and_adds_labels() -> None:
+    manifests = yaml.safe_dump_all(
+        [
+            {"kind": "Service", "metadata": {"name": "kv"}},
+            {
+                "kind": "StatefulSet",
+                "metadata": {"name": "kv", "labels": {"app": "kv"}},
+                "spec": {"template": {"spec": {"containers": [{"name": "kv", "image": "kv:1.1"}]}}},
+            },
+        ]
+    )
+    config = {"image_repository": "local/tools", "image_tags": {"kv:1.0": "1"}, "labels": {"owned": "true"}}
+    docs = list(yaml.safe_load_all(post_render(config, manifests)))
+    assert docs[1]["spec"]["template"]["spec"]["containers"][0]["image"] == "local/tools:2"
+    assert docs[1]["metadata"]["labels"] == {"app": "kv", "owned": "true"}
+    assert docs[0]["metadata"]["labels"] == {"owned": "true"}
+    assert config["image_tags"] == {"kv:1.0": "1", "kv:1.1": "2"}  # kept for the next render
+
+
+def test_helm_errors_lose_the_generic_debug_hint() -> None:
+    stderr = (
+        "Error: INSTALLATION FAILED: chart requires kubeVersion: >=1.25.0-0\n"
+        "Use --debug flag to render out invalid YAML\n"
+    )
+    assert _helm_message(stderr) == "INSTALLATION FAILED: chart requires kubeVersion: >=1.25.0-0"
