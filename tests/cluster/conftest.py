@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from accounts import delete_namespace, namespaced_kubeconfig
 from kubernetes import client, config
 
 from pytest_stateful.cluster.build import cache_dir
@@ -60,3 +61,20 @@ def simulated_node(real: LocalCluster) -> Any:
     finally:
         core.delete_node(name)
         api.close()
+
+
+@pytest.fixture
+def locked_down(real: LocalCluster, tmp_path: Path) -> Any:
+    """make(ephemeral, exec_) -> (namespace, kubeconfig of an account that may write only in it)."""
+    made: list[str] = []
+
+    def make(ephemeral: bool = True, exec_: bool = True) -> tuple[str, Path]:
+        namespace = f"locked-{secrets.token_hex(3)}"
+        made.append(namespace)
+        out = tmp_path / f"{namespace}.yaml"
+        kubeconfig = namespaced_kubeconfig(real.kubeconfig, real.context, namespace, out, ephemeral, exec_)
+        return namespace, kubeconfig
+
+    yield make
+    for namespace in made:
+        delete_namespace(real.kubeconfig, real.context, namespace)

@@ -7,8 +7,12 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+from kubernetes import client, config
+
+from pytest_stateful.cluster.local import LocalCluster
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 CHARTS = EXAMPLES / "charts"
@@ -102,3 +106,43 @@ def test_a_chart_is_rendered_for_the_clusters_version(pytester: pytest.Pytester)
     shutil.copy(CHARTS / "ci-values.yaml", pytester.path / "ci-values.yaml")
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
+
+
+def test_a_chart_in_a_shared_namespace_as_a_namespaced_account_leaves_nothing_not_even_helms_release(
+    pytester: pytest.Pytester, real: LocalCluster, locked_down: Any
+) -> None:
+    namespace, kubeconfig = locked_down()
+    shutil.copytree(CHARTS / "kv", pytester.path / "kv")
+    # The real node runs containers from its tools image (sh -c "httpd ..."): without kv's --peers args.
+    template = pytester.path / "kv" / "templates" / "statefulset.yaml"
+    template.write_text(
+        "\n".join(ln for ln in template.read_text().splitlines() if "args:" not in ln and "--peers" not in ln) + "\n"
+    )
+    shutil.copy(CHARTS / "ci-values.yaml", pytester.path / "ci-values.yaml")
+    (pytester.path / "kv.stateful.yaml").write_text(
+        "chart: {path: kv, values_files: [ci-values.yaml], values: {replicas: 2}}\n"
+        "steps: [{helm_upgrade: {values: {image: {tag: '1.1'}}}}, {helm_rollback: {}}]\n"
+        "expect: [ordered_rolling_update, stable_storage]\n"
+    )
+    result = pytester.runpytest(
+        "--stateful-cluster=existing",
+        f"--kubeconfig={kubeconfig}",
+        "--kube-context=runner",
+        f"--stateful-namespace={namespace}",
+        f"--stateful-dns={real.dns_address}",
+        "--stateful-image=pytest-stateful.local/tools",
+        "-p",
+        "no:cacheprovider",
+    )
+    result.assert_outcomes(passed=1)
+    admin = config.new_client_from_config(config_file=str(real.kubeconfig), context=real.context)
+    try:
+        core, apps = client.CoreV1Api(admin), client.AppsV1Api(admin)
+        left = [f"StatefulSet {s.metadata.name}" for s in apps.list_namespaced_stateful_set(namespace).items]
+        left += [f"Pod {p.metadata.name}" for p in core.list_namespaced_pod(namespace).items]
+        left += [f"Claim {c.metadata.name}" for c in core.list_namespaced_persistent_volume_claim(namespace).items]
+        left += [f"Service {s.metadata.name}" for s in core.list_namespaced_service(namespace).items]
+        left += [f"Secret {s.metadata.name}" for s in core.list_namespaced_secret(namespace).items]
+        assert left == [], left
+    finally:
+        admin.close()

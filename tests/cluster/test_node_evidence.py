@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 import yaml
-from accounts import delete_namespace, namespaced_kubeconfig
 from kubernetes import client, config
 
 from pytest_stateful.cluster.local import LocalCluster
@@ -79,23 +78,6 @@ def existing(kubeconfig: Path, context: str, *more: str) -> list[str]:
         "no:cacheprovider",
         *more,
     ]
-
-
-@pytest.fixture
-def locked_down(real: LocalCluster, tmp_path: Path) -> Any:
-    """make(ephemeral, exec_) -> (namespace, kubeconfig of an account that may write only in it)."""
-    made: list[str] = []
-
-    def make(ephemeral: bool = True, exec_: bool = True) -> tuple[str, Path]:
-        namespace = f"locked-{secrets.token_hex(3)}"
-        made.append(namespace)
-        out = tmp_path / f"{namespace}.yaml"
-        kubeconfig = namespaced_kubeconfig(real.kubeconfig, real.context, namespace, out, ephemeral, exec_)
-        return namespace, kubeconfig
-
-    yield make
-    for namespace in made:
-        delete_namespace(real.kubeconfig, real.context, namespace)
 
 
 def test_existing_provider_gives_node_level_evidence_on_the_seed_web_example(
