@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kubernetes import utils
+from kubernetes.client.exceptions import ApiException
 
 from pytest_stateful.checks import Subject, Verdict, run_check
 from pytest_stateful.cluster.api import CLIENT_FAILURES, call
@@ -139,26 +139,50 @@ class StatefulSetHandle:
         with self.step("apply", detail, settle, timeout):
             for doc in docs:
                 try:
-                    made = utils.create_from_dict(self.cluster.api, doc, namespace=self.namespace)
-                except utils.FailToCreateError as exc:
-                    if shared and any(getattr(e, "status", 0) == 409 for e in exc.api_exceptions):
+                    made = self._create(doc)
+                except ApiException as exc:
+                    if shared and exc.status == 409:
                         raise UsageError(
                             f"namespace {self.namespace} already holds {doc['kind']} {doc['metadata'].get('name')}, "
                             "which this run did not create: delete it, or run in another namespace"
                         ) from None
-                    reasons = "; ".join(
-                        api_error(e, "create").message.removeprefix("create: ") for e in exc.api_exceptions
-                    )
-                    raise ManifestError(f"{doc['kind']} {doc['metadata'].get('name')}: {reasons}") from None
+                    if 400 <= int(exc.status or 0) < 500 and exc.status not in (401, 403, 429):
+                        reason = api_error(exc, "create").message.removeprefix("create: ")
+                        raise ManifestError(f"{doc['kind']} {doc['metadata'].get('name')}: {reason}") from None
+                    raise api_error(exc, f"create {doc['kind']} {doc['metadata'].get('name')}") from exc
                 except CLIENT_FAILURES as exc:
                     raise api_error(exc, f"create {doc['kind']} {doc['metadata'].get('name')}") from exc
                 if shared:
-                    created(self.namespace, doc, made[0] if made else None)
+                    created(self.namespace, doc, made)
                 if doc["kind"] == "PodDisruptionBudget":
                     # Not watched (an account may not read them): what availability judges drains against.
                     self.recorder.add(PDB, "ADDED", doc["metadata"]["name"], **reduce_pdb(doc))
                 self.objects.append(doc)
         return self
+
+    def _create(self, doc: Mapping[str, Any]) -> dict[str, Any]:
+        """POST the object to its collection, found through discovery: any kind the cluster serves
+        (custom resources too), not only those the typed client has a class for."""
+        meta = doc.get("metadata") or {}
+        path = self.cluster.discovery.path(str(doc["apiVersion"]), str(doc["kind"]), self.namespace, str(meta["name"]))
+        if path is None:  # place() refused these already; a cluster that changed meanwhile
+            raise ManifestError(
+                f"{doc['kind']} {meta.get('name')}: the cluster does not serve {doc['kind']} in {doc['apiVersion']}"
+            )
+        api = self.cluster.api
+        method, url, headers, body, _ = api.param_serialize(
+            "POST",
+            path.rsplit("/", 1)[0],
+            body=dict(doc),
+            header_params={"Content-Type": "application/json", "Accept": "application/json"},
+            auth_settings=["BearerToken"],
+        )
+        resp = api.call_api(method, url, header_params=headers, body=body, _request_timeout=(5.0, 60.0))
+        resp.read()
+        if int(resp.status) >= 300:
+            raise ApiException(http_resp=resp)
+        made: dict[str, Any] = json.loads(resp.data)
+        return made
 
     def _under_test(self, docs: list[dict[str, Any]], statefulset: str | None) -> None:
         names = statefulsets_in(docs)

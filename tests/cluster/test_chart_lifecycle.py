@@ -146,3 +146,55 @@ def test_a_chart_in_a_shared_namespace_as_a_namespaced_account_leaves_nothing_no
         assert left == [], left
     finally:
         admin.close()
+
+
+def test_custom_resources_are_applied_and_a_kind_the_cluster_does_not_serve_is_one_sentence(
+    pytester: pytest.Pytester,
+) -> None:
+    """Objects are created through discovery, not the typed client: a custom resource of a served CRD
+    is applied; a ServiceMonitor without its CRD is refused naming the object, before anything."""
+    cluster = LocalCluster.current("simulated")
+    admin = config.new_client_from_config(config_file=str(cluster.kubeconfig), context=cluster.context)
+    ext = client.ApiextensionsV1Api(admin)
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "backups.example.pytest-stateful.io"},
+        "spec": {
+            "group": "example.pytest-stateful.io",
+            "names": {"kind": "Backup", "plural": "backups", "singular": "backup"},
+            "scope": "Namespaced",
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+                }
+            ],
+        },
+    }
+    ext.create_custom_resource_definition(crd)
+    try:
+        shutil.copy(EXAMPLES / "web" / "svc.yaml", pytester.path / "svc.yaml")
+        shutil.copy(EXAMPLES / "web" / "statefulset.yaml", pytester.path / "statefulset.yaml")
+        (pytester.path / "backup.yaml").write_text(
+            "apiVersion: example.pytest-stateful.io/v1\nkind: Backup\nmetadata: {name: nightly}\nspec: {of: web}\n"
+        )
+        (pytester.path / "monitor.yaml").write_text(
+            "apiVersion: monitoring.coreos.com/v1\nkind: ServiceMonitor\nmetadata: {name: web}\nspec: {}\n"
+        )
+        (pytester.path / "cr.stateful.yaml").write_text(
+            "name: with a custom resource\nmanifests: [svc.yaml, statefulset.yaml, backup.yaml]\n"
+            "expect: [stable_identity]\nsteps: [{delete_pod: 0}]\n---\n"
+            "name: with a ServiceMonitor\nmanifests: [svc.yaml, statefulset.yaml, monitor.yaml]\n"
+            "expect: [stable_identity]\n"
+        )
+        result = pytester.runpytest("-p", "no:cacheprovider")
+        result.assert_outcomes(passed=1, failed=1)
+        out = result.stdout.str()
+        assert "ServiceMonitor web: the cluster does not serve ServiceMonitor in monitoring.coreos.com/v1" in out, out
+        assert "Traceback" not in out and "has no attribute" not in out
+    finally:
+        ext.delete_custom_resource_definition(crd["metadata"]["name"])
+        admin.close()
