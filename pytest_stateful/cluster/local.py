@@ -57,6 +57,12 @@ class LocalClusterConfig:
     # "simulated": KWOK nodes only. "real": also a kubelet with containerd (node-level evidence).
     node: str = "simulated"
     timeout: float = 120.0
+    # What each simulated node advertises, as a real node would: charts with resource requests
+    # (bitnami's presets ask for ephemeral-storage) must be schedulable, and the pod count realistic.
+    node_cpu: str = "32"
+    node_memory: str = "256Gi"
+    node_pods: int = 110
+    node_ephemeral_storage: str = "100Gi"
 
     @staticmethod
     def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -89,6 +95,18 @@ class LocalClusterConfig:
             help="real: add a real node (kubelet, containerd) and no simulated ones unless --nodes is given",
         )
         parser.add_argument("--timeout", type=float, default=d.timeout, help="seconds to wait for readiness")
+        parser.add_argument("--node-cpu", default=d.node_cpu, help=f"CPUs a simulated node advertises ({d.node_cpu})")
+        parser.add_argument(
+            "--node-memory", default=d.node_memory, help=f"memory a simulated node advertises ({d.node_memory})"
+        )
+        parser.add_argument(
+            "--node-pods", type=int, default=d.node_pods, help=f"pods a simulated node takes ({d.node_pods})"
+        )
+        parser.add_argument(
+            "--node-ephemeral-storage",
+            default=d.node_ephemeral_storage,
+            help=f"ephemeral-storage a simulated node advertises ({d.node_ephemeral_storage})",
+        )
 
     @classmethod
     def for_node(cls, node: str) -> LocalClusterConfig:
@@ -109,6 +127,10 @@ class LocalClusterConfig:
             ready_delay_ms=args.ready_delay_ms,
             terminate_delay_ms=args.terminate_delay_ms,
             timeout=args.timeout,
+            node_cpu=args.node_cpu,
+            node_memory=args.node_memory,
+            node_pods=args.node_pods,
+            node_ephemeral_storage=args.node_ephemeral_storage,
         )
 
 
@@ -345,9 +367,23 @@ class LocalCluster:
                 '.nodeIPs=["127.0.0.1"]',
                 "--param",
                 '.podCIDRs=["10.0.0.0/24"]',
+                "--param",
+                f".allocatable={json.dumps(self.allocatable())}",
             ]
         )
         self._kubectl(["apply", "-f", "-"], stdin=yaml.safe_dump(_storage_class()))
+
+    def allocatable(self) -> dict[str, str]:
+        """What each simulated node advertises (capacity is the same)."""
+        c = self.config
+        return {
+            "cpu": c.node_cpu,
+            "memory": c.node_memory,
+            "pods": str(c.node_pods),
+            "ephemeral-storage": c.node_ephemeral_storage,
+            "hugepages-1Gi": "0",
+            "hugepages-2Mi": "0",
+        }
 
     def _kwok_documents(self, binaries: dict[str, Path]) -> list[dict[str, Any]]:
         kwok = next(c for c in components() if c.name == "kwok")

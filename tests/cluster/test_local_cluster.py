@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
+import pytest
+import yaml
+
 from pytest_stateful import ClusterHandle
+from pytest_stateful.cluster.local import LocalCluster
 from pytest_stateful.timeline import POD
 
 
@@ -66,3 +71,22 @@ spec:
     claim = stateful_cluster.core.read_namespaced_persistent_volume_claim("data-db-0", db.namespace)
     assert claim.status.phase == "Bound"
     assert claim.spec.volume_name
+
+
+def test_simulated_nodes_advertise_what_a_real_node_has_so_resource_presets_schedule(pytester: pytest.Pytester) -> None:
+    """bitnami's resource presets request ephemeral-storage: a node that advertises none leaves every
+    such pod Pending. The simulated nodes advertise CPU, memory, 110 pods, ephemeral-storage, hugepages 0."""
+    examples = Path(__file__).resolve().parents[2] / "examples" / "web"
+    docs = list(yaml.safe_load_all((examples / "statefulset.yaml").read_text()))
+    docs[0]["spec"]["template"]["spec"]["containers"][0]["resources"] = {
+        "requests": {"cpu": "375m", "memory": "384Mi", "ephemeral-storage": "50Mi"},
+        "limits": {"cpu": "750m", "memory": "768Mi", "ephemeral-storage": "2Gi"},
+    }
+    (pytester.path / "statefulset.yaml").write_text(yaml.safe_dump_all(docs))
+    shutil.copy(examples / "svc.yaml", pytester.path / "svc.yaml")
+    (pytester.path / "presets.stateful.yaml").write_text(
+        "manifests: [svc.yaml, statefulset.yaml]\nsteps: [{delete_pod: 0}]\nexpect: [stable_identity]\n"
+    )
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+    cluster = LocalCluster.current("simulated")
+    assert cluster.allocatable()["ephemeral-storage"] == "100Gi" and cluster.allocatable()["pods"] == "110"
