@@ -5,11 +5,12 @@ A pod is available when it exists, is not terminating, and has been Ready for mi
 StatefulSet promises at most maxUnavailable unavailable replicas (1 unless the
 MaxUnavailableStatefulSet field says more; a percentage of replicas rounded down, at least 1:
 `getStatefulSetMaxUnavailable`), so at least `replicas - maxUnavailable` stay available. During
-`drain_node` the evictions must respect the PodDisruptionBudget that selects the pods (the
+`drain_node` (and `evict_pod`) the evictions must respect the PodDisruptionBudget that selects the pods (the
 eviction subresource refuses what would break it, with 429); without one, the StatefulSet's own
 floor is held against the drain, and the diagnosis says that nothing limited the evictions.
 
-Excluded: ordinals whose pod the test itself deleted (delete_pod, delete_pods, force_delete_pod) until their
+Excluded: ordinals whose pod the test itself deleted (delete_pod, delete_pods, force_delete_pod) or whose
+node it failed (fail_node, out_of_service) until their
 replacement is available, and pods the test held NotReady (make_unready). The verdict gives the
 minimum reached, when, for how long, and which pods were down. Not exercised: no rolling update
 and no drain happened.
@@ -28,6 +29,8 @@ GUARANTEE = "availability"
 KINDS = (POD, STS, STEP)
 # Test deletions that are the test's own choice, and pods on a node the test failed (they go down
 # because of it); drain_node's evictions are judged, not excluded.
+# Steps that evict through the eviction API: judged against the PodDisruptionBudget, as a drain.
+EVICTIONS = ("drain_node", "evict_pod")
 OWN_DELETIONS = ("delete_pod", "delete_pods", "force_delete_pod", "fail_node", "out_of_service")
 
 
@@ -54,6 +57,7 @@ class _State:
     sts: StsData | None = None
     budgets: dict[str, Entry] = field(default_factory=dict)
     draining: bool = False
+    eviction: str = "drain_node"  # the step that evicts (drain_node, evict_pod), for the verdict's words
     # A drain is judged until its evicted pods are gone and their ordinals available again, also
     # when the step itself ended earlier (settle: false).
     evicted: set[str] = field(default_factory=set)
@@ -97,7 +101,9 @@ def check(timeline: Timeline, subject: Subject) -> Verdict:
             open_dip.end = e.t
             open_dip = None
     if not judged_any:
-        return not_exercised(GUARANTEE, "no rolling update and no drain_node: add update_image or drain_node")
+        return not_exercised(
+            GUARANTEE, "no rolling update and no drain_node or evict_pod: add update_image or drain_node"
+        )
     timings = {"min_available": lowest[0], "min_available_at_s": round(lowest[2], 3)} if lowest else {}
     if not dips:
         low = f"; the fewest available was {lowest[0]} of {lowest[1]} at {lowest[2]:.2f} s" if lowest else ""
@@ -115,7 +121,7 @@ def check(timeline: Timeline, subject: Subject) -> Verdict:
             )
         )
     diagnosis = []
-    if any(d.during.startswith("drain_node") and "PodDisruptionBudget" not in d.during for d in dips):
+    if any(d.during.startswith(EVICTIONS) and "PodDisruptionBudget" not in d.during for d in dips):
         diagnosis.append(
             f"no PodDisruptionBudget selects the pods of {name}: nothing limits evictions, so a drain may take "
             "several at once; add one (for example maxUnavailable: 1)"
@@ -157,14 +163,15 @@ def _apply(s: _State, e: Entry, name: str, own: set[str]) -> None:
             s.budgets.pop(e.name, None)
         else:
             s.budgets[e.name] = e
-    elif e.kind == STEP and e.type == "deletes" and e.get("action") == "drain_node":
+    elif e.kind == STEP and e.type == "deletes" and e.get("action") in EVICTIONS:
         s.evicted |= set(e.get("uids", []))
         s.drained |= {k for k in (ordinal_of(str(p), name) for p in e.get("pods", [])) if k is not None}
     elif e.kind == STEP and e.type in ("begin", "end"):
         action = e.get("action")
         k = ordinal_of(str(e.get("detail")), name)
-        if action == "drain_node":
+        if action in EVICTIONS:
             s.draining = e.type == "begin"
+            s.eviction = str(action)
         elif action == "make_unready" and e.type == "begin" and k in s.pods:
             s.held.add(s.pods[k].uid)
         elif action == "make_ready" and e.type == "begin" and k in s.pods:
@@ -200,8 +207,8 @@ def _window(s: _State, t: float) -> tuple[str, int, bool] | None:
         if budget is not None:
             pdb, floor = budget
             # The disruption controller counts a pod healthy once Ready (countHealthyPods), not after minReadySeconds.
-            return f"drain_node (PodDisruptionBudget {pdb} allows {s.sts.replicas - floor} down)", floor, False
-        return "drain_node", rolling, True
+            return f"{s.eviction} (PodDisruptionBudget {pdb} allows {s.sts.replicas - floor} down)", floor, False
+        return s.eviction, rolling, True
     s.drained.clear()  # the drain is over: its ordinals are back
     if s.sts.strategy == "RollingUpdate" and s.sts.rolling_out and not _partition_done(s, t):
         return "the rolling update", rolling, True

@@ -518,6 +518,58 @@ class StatefulSetHandle:
                 {"spec": {"updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": partition}}}}
             )
 
+    def start_ordinal(self, start: int, settle: bool = True, timeout: float | None = None) -> None:
+        """Move spec.ordinals.start (StatefulSetStartOrdinal)."""
+        with self.step("start_ordinal", f"to {start}", settle, timeout):
+            self._patch({"spec": {"ordinals": {"start": start}}})
+
+    def rollout_undo(self, to_revision: int | None = None, settle: bool = True, timeout: float | None = None) -> None:
+        """`kubectl rollout undo`: the template of a ControllerRevision of this StatefulSet (its revision
+        number; default the one before the current) applied back as a strategic merge patch."""
+        sts = self._call(
+            f"read StatefulSet {self.name}",
+            self.cluster.apps.read_namespaced_stateful_set,
+            self.name,
+            self.namespace,
+            retry=True,
+        )
+        listed = self._call(
+            f"list ControllerRevisions in {self.namespace}",
+            self.cluster.apps.list_namespaced_controller_revision,
+            self.namespace,
+            retry=True,
+        )
+        owned = sorted(
+            (r for r in listed.items if any(o.uid == sts.metadata.uid for o in r.metadata.owner_references or [])),
+            key=lambda r: int(r.revision),
+        )
+        current = next(
+            (r for r in owned if r.metadata.name == sts.status.update_revision), owned[-1] if owned else None
+        )
+        if to_revision is None:
+            earlier = [r for r in owned if current is None or int(r.revision) < int(current.revision)]
+            target = earlier[-1] if earlier else None
+        else:
+            target = next((r for r in owned if int(r.revision) == to_revision), None)
+        if target is None:
+            have = ", ".join(str(r.revision) for r in owned) or "none"
+            wanted = f"revision {to_revision}" if to_revision else "a revision before the current one"
+            raise StepError(f"rollout_undo: StatefulSet {self.name} has no {wanted} (its revisions: {have})")
+        with self.step("rollout_undo", f"to revision {target.revision} ({target.metadata.name})", settle, timeout):
+            self._patch(self.cluster.api.sanitize_for_serialization(target.data))
+
+    def evict_pod(self, ordinal: int, settle: bool = True, timeout: float | None = None) -> None:
+        """Evict one pod as the eviction API does for a drain (PodDisruptionBudgets apply)."""
+        pod = f"{self.name}-{ordinal}"
+        current = self.view.pod(pod)
+        if current is None:
+            raise StepError(f"evict_pod {ordinal}: {pod} has not been seen in {self.namespace}")
+        with self.step("evict_pod", pod, settle, timeout):
+            self._note_deleted("evict_pod", {current.name: current.uid})
+            self._evict(current, time.monotonic() + (self.timeout if timeout is None else timeout))
+            if settle:
+                self._wait_gone({current.uid}, f"{pod} to be replaced", timeout)
+
     def make_unready(self, ordinal: int, timeout: float | None = None) -> None:
         """Hold a pod NotReady (local cluster: a KWOK stage keyed on a label) until make_ready."""
         pod = f"{self.name}-{ordinal}"

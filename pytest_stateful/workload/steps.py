@@ -111,6 +111,37 @@ STEPS: tuple[StepKind, ...] = (
         disruption=True,
     ),
     StepKind(
+        "start_ordinal",
+        "start_ordinal",
+        "Set spec.ordinals.start on the live StatefulSet: ordinals below the new start are removed (highest "
+        "first), new ones above are created.",
+        {"type": "integer", "minimum": 0, "maximum": 2147483647},
+        ("start",),
+        disruption=True,
+    ),
+    StepKind(
+        "rollout_undo",
+        "rollout_undo",
+        "Roll the pod template back to a ControllerRevision, as `kubectl rollout undo` does: `to_revision` "
+        "(its revision number), default the one before the current.",
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"to_revision": {"type": "integer", "minimum": 1, "maximum": 2147483647}},
+        },
+        ("to_revision",),
+        disruption=True,
+    ),
+    StepKind(
+        "evict_pod",
+        "evict_pod",
+        "Evict the pod of this ordinal through the eviction API (a PodDisruptionBudget may refuse it: asked "
+        "again until the step times out); settling waits for its replacement.",
+        ORDINAL,
+        ("ordinal",),
+        disruption=True,
+    ),
+    StepKind(
         "make_unready",
         "make_unready",
         "Hold the pod of this ordinal NotReady (local cluster); waits until it is NotReady, does not settle.",
