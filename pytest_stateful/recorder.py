@@ -147,6 +147,7 @@ def reduce_pvc(obj: Mapping[str, Any]) -> dict[str, Any]:
         "storage_class": spec.get("storageClassName", ""),
         "deleting": bool(meta.get("deletionTimestamp")),
         "owners": [f"{o.get('kind')}/{o.get('name')}" for o in meta.get("ownerReferences") or []],
+        "requested": str(((spec.get("resources") or {}).get("requests") or {}).get("storage") or ""),
     }
 
 
@@ -202,6 +203,12 @@ def reduce_sts(obj: Mapping[str, Any]) -> dict[str, Any]:
         "service_name": spec.get("serviceName", ""),
         "selector": (spec.get("selector") or {}).get("matchLabels", {}),
         "claim_templates": [t.get("metadata", {}).get("name", "") for t in spec.get("volumeClaimTemplates") or []],
+        "claim_requests": {
+            t.get("metadata", {}).get("name", ""): str(
+                (((t.get("spec") or {}).get("resources") or {}).get("requests") or {}).get("storage") or ""
+            )
+            for t in spec.get("volumeClaimTemplates") or []
+        },
         "claim_mounts": _claim_mounts(spec),
         "containers": [
             c.get("name", "") for c in ((spec.get("template") or {}).get("spec") or {}).get("containers") or []

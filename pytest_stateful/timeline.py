@@ -106,6 +106,8 @@ class StsData(Reduced):
     service_name: str = ""
     selector: Mapping[str, str] = field(default_factory=dict)
     claim_templates: list[str] = field(default_factory=list)
+    # template -> the storage it requests ("" when unknown)
+    claim_requests: Mapping[str, str] = field(default_factory=dict)
     claim_mounts: Mapping[str, list[str]] = field(default_factory=dict)
     containers: list[str] = field(default_factory=list)
     retention_when_deleted: str = "Retain"
@@ -129,6 +131,7 @@ class ClaimData(Reduced):
     storage_class: str = ""
     deleting: bool = False
     owners: list[str] = field(default_factory=list)
+    requested: str = ""  # spec.resources.requests.storage
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,9 +11,11 @@ has not exercised the guarantee.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+
 from pytest_stateful.checks.history import History
 from pytest_stateful.checks.verdict import Subject, Verdict, Violation, incomplete, judged, node_level, not_exercised
-from pytest_stateful.timeline import POD, PVC, STEP, STS, Timeline, ordinal_of
+from pytest_stateful.timeline import POD, PVC, STEP, STS, Entry, Timeline, ordinal_of
 
 GUARANTEE = "stable_storage"
 KINDS = (POD, PVC, STS, STEP)
@@ -91,10 +93,39 @@ def check(timeline: Timeline, subject: Subject) -> Verdict:
         timeline,
         "marker",
     )
+    verdict.notes += _drifted(timeline, templates, sts.sts.claim_requests if sts is not None else {}, ours)
     if verdict.passed and not recreated:
-        return not_exercised(
+        unexercised = not_exercised(
             GUARANTEE,
             f"no pod of {name} was recreated during the run, so nothing shows that an ordinal keeps its "
             "storage: add a delete_pod, delete_pods or scale-down-and-up step",
         )
+        unexercised.notes = verdict.notes
+        return unexercised
     return verdict
+
+
+def _drifted(
+    timeline: Timeline, templates: list[str], wanted: Mapping[str, str], ours: Callable[[str], bool]
+) -> list[str]:
+    """Live claims whose requested size differs from what their template asks now: a template change
+    (after an orphan delete and a new StatefulSet, the usual way round the forbidden update) does not
+    resize existing claims, and nothing else says so."""
+    last: dict[str, Entry] = {}
+    for e in timeline.of(PVC):
+        if ours(e.name):
+            if e.type == "DELETED":
+                last.pop(e.name, None)
+            else:
+                last[e.name] = e
+    notes = []
+    for claim, e in sorted(last.items()):
+        template = next((t for t in templates if claim.startswith(f"{t}-")), "")
+        want, have = wanted.get(template, ""), e.claim.requested
+        if want and have and want != have:
+            notes.append(
+                f"claim {claim} requests {have} while its template {template!r} asks {want}: a template change "
+                "does not resize existing claims (expand them, if the StorageClass allows volume expansion, "
+                "or recreate them)"
+            )
+    return notes

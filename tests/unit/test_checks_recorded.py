@@ -22,9 +22,9 @@ def test_good_record_passes_every_guarantee(guarantee: str) -> None:
     if guarantee == "at_most_one":
         # No node failed in the good record.
         assert verdict.status == "not exercised", verdict.explain()
-        assert (
-            verdict.summary
-            == "no pod of web was on a failed node or force-deleted: add fail_node, then out_of_service or force_delete_pod"
+        assert verdict.summary == (
+            "no pod of web was on a failed node or force-deleted: add fail_node, then out_of_service or "
+            "force_delete_pod"
         )
         return
     assert verdict.status == "passed", verdict.explain()
@@ -196,3 +196,26 @@ def test_scale_down_seen_before_its_statefulset_event_is_still_judged() -> None:
     assert verdict.status == "failed"
     assert verdict.violations, verdict.explain()
     assert "started terminating while web-2 was" in verdict.violations[0].message
+
+
+def test_stable_storage_notes_claims_that_drifted_from_their_template() -> None:
+    # After an orphan delete and a new StatefulSet with a bigger claim template (the usual way round the
+    # forbidden update), the existing claims keep their size: the verdict says so, without failing.
+    timeline = load("good")
+    entries = []
+    for e in timeline.entries:
+        if e.kind == STS:
+            e = dataclasses.replace(e, data={**e.data, "claim_requests": {"www": "2Gi"}})
+        elif e.kind == PVC:
+            e = dataclasses.replace(e, data={**e.data, "requested": "1Gi"})
+        entries.append(e)
+    verdict = run_check("stable_storage", Timeline(entries), SUBJECT)
+    assert verdict.status == "passed", verdict.explain()
+    assert any(
+        n.startswith(
+            "claim www-web-0 requests 1Gi while its template 'www' asks 2Gi: a template change does not resize"
+        )
+        for n in verdict.notes
+    ), verdict.notes
+    same = [dataclasses.replace(e, data={**e.data, "requested": "2Gi"}) if e.kind == PVC else e for e in entries]
+    assert run_check("stable_storage", Timeline(same), SUBJECT).notes == []
