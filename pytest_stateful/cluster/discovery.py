@@ -23,6 +23,12 @@ class Discovery:
         served = self._kind(api_version, kind)
         return None if served is None else served[0]
 
+    def kinds(self, api_version: str) -> list[str]:
+        """The kinds the cluster serves in `api_version` (none when it does not serve it)."""
+        if api_version not in self._served:
+            self._served[api_version] = self._resources(api_version)
+        return sorted(self._served[api_version] or {})
+
     def path(self, api_version: str, kind: str, namespace: str, name: str) -> str | None:
         """The URL path of one namespaced object, or None when the cluster does not serve that kind."""
         served = self._kind(api_version, kind)

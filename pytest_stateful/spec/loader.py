@@ -150,8 +150,8 @@ def _build(path: Path, index: int, line: int, data: Any, lines: dict[Path_, int]
         manifests.append(target)
     chart = data.get("chart")
     if chart is not None:
-        chart_dir = (base / chart["path"]).resolve()
-        if _file(chart_dir, "Chart.yaml") is None:
+        chart_dir = _dir(base, chart["path"])
+        if chart_dir is None or _file(chart_dir, "Chart.yaml") is None:
             raise SpecError(
                 path, _line(lines, ("chart", "path"), line), f"chart {_name(chart['path'])} has no Chart.yaml"
             )
@@ -185,6 +185,14 @@ def _build(path: Path, index: int, line: int, data: Any, lines: dict[Path_, int]
         expect_lines={g: _line(lines, ("expect", i), line) for i, g in enumerate(data["expect"])},
         lines=lines,
     )
+
+
+def _dir(base: Path, rel: str) -> Path | None:
+    """base/rel resolved, or None when the system cannot look the name up (a NUL byte, too long)."""
+    try:
+        return (base / rel).resolve()
+    except (OSError, ValueError):
+        return None
 
 
 def _file(base: Path, rel: str) -> Path | None:
@@ -302,8 +310,8 @@ def _upgrade_paths(path: Path, lines: Mapping[Path_, int], i: int, value: Mappin
     base = path.parent
     value = dict(value)
     if "chart" in value:
-        chart_dir = (base / value["chart"]).resolve()
-        if _file(chart_dir, "Chart.yaml") is None:
+        chart_dir = _dir(base, value["chart"])
+        if chart_dir is None or _file(chart_dir, "Chart.yaml") is None:
             where = _line(lines, ("steps", i, "helm_upgrade", "chart"), line)
             raise SpecError(path, where, f"chart {_name(value['chart'])} has no Chart.yaml (looked in {base})")
         value["chart"] = str(chart_dir)

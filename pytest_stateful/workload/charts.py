@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -26,6 +27,7 @@ from typing import Any
 
 import yaml
 from kubernetes import client
+from kubernetes.utils import parse_quantity
 
 from pytest_stateful.cluster.api import CLIENT_FAILURES, call
 from pytest_stateful.cluster.handle import ClusterHandle
@@ -44,6 +46,8 @@ MUTABLE_SPEC = (
     "minReadySeconds",
 )
 HELM_TIMEOUT = 300.0
+# Where the post-renderer's arguments go in a helm command line (made per run, in its own directory).
+POST_RENDER = "<post-renderer>"
 
 
 @dataclass(frozen=True)
@@ -87,39 +91,57 @@ class Helm:
     # -- rendering --------------------------------------------------------------------------
 
     def template(self, source: ChartSource, values: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-        """The objects the chart renders for this cluster's version and API versions."""
-        args = ["template", source.release, source.path, "--namespace", self.namespace, *self._capabilities()]
+        """The objects the chart renders for this cluster's version and API versions, its CRDs
+        included (helm install creates them; they are cluster-scoped)."""
+        args = [
+            "template",
+            source.release,
+            source.path,
+            "--namespace",
+            self.namespace,
+            "--include-crds",
+            *self._capabilities(),
+        ]
         with self._values(source, values) as value_args:
             out = self._run([*args, *value_args], f"helm template {source.path}", ManifestError)
         return [d for d in yaml.safe_load_all(out) if isinstance(d, dict)]
 
-    def computed(self, source: ChartSource) -> dict[str, Any]:
-        """The values a render of `source` uses: the chart's defaults, its values files, its values."""
-        values = yaml.safe_load(
-            self._run(["show", "values", source.path], f"helm show values {source.path}", StepError)
-        )
-        merged = dict(values or {})
-        for values_file in source.values_files:
-            merged = merge(merged, yaml.safe_load(Path(values_file).read_text()) or {})
-        return merge(merged, source.values)
+    def preview(self, source: ChartSource, reuse_values: bool) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """What `helm upgrade` would send, by helm itself (a server-side dry run: the cluster's real
+        capabilities, an upgrade's render, helm's own value rules): the objects, and the release's
+        user-supplied values."""
+        args = ["upgrade", source.release, source.path, *self._cluster_args(), "--dry-run=server", "--output", "json"]
+        if reuse_values:
+            args.append("--reuse-values")
+        with self._values(source) as value_args:
+            out = self._run([*args, *value_args], f"helm upgrade {source.release} (dry run)", StepError)
+        try:
+            release = json.loads(out)
+            docs = [d for d in yaml.safe_load_all(str(release.get("manifest") or "")) if isinstance(d, dict)]
+        except (ValueError, yaml.YAMLError) as exc:
+            raise StepError(f"helm upgrade {source.release} (dry run) printed what is not a release: {exc}") from None
+        return docs, dict(release.get("config") or {})
 
     def _capabilities(self) -> list[str]:
+        """--kube-version and --api-versions as helm install finds them: every group/version the
+        cluster serves, and every group/version/Kind (charts test `.Capabilities.APIVersions.Has` both ways)."""
         if not hasattr(self, "_caps"):
             version = call("read the cluster's version", client.VersionApi(self.cluster.api).get_code, retry=True)
             groups = call("list API groups", client.ApisApi(self.cluster.api).get_api_versions, retry=True)
             versions = ["v1", *(v.group_version for g in groups.groups or [] for v in g.versions or [])]
-            self._caps = ["--kube-version", str(version.git_version), "--api-versions", ",".join(versions)]
+            kinds = [f"{gv}/{kind}" for gv in versions for kind in self.cluster.discovery.kinds(gv)]
+            self._caps = ["--kube-version", str(version.git_version), "--api-versions", ",".join([*versions, *kinds])]
         return self._caps
 
     # -- release actions --------------------------------------------------------------------
 
     def install(self, source: ChartSource) -> None:
-        args = ["install", source.release, source.path, *self._cluster_args(), *self._post_renderer()]
+        args = ["install", source.release, source.path, *self._cluster_args(), POST_RENDER]
         with self._values(source) as value_args:
             self._run([*args, *value_args], f"helm install {source.release}", ManifestError)
 
     def upgrade(self, source: ChartSource, reuse_values: bool) -> None:
-        args = ["upgrade", source.release, source.path, *self._cluster_args(), *self._post_renderer()]
+        args = ["upgrade", source.release, source.path, *self._cluster_args(), POST_RENDER]
         if reuse_values:
             args.append("--reuse-values")
         with self._values(source) as value_args:
@@ -130,8 +152,8 @@ class Helm:
         self._run(args, f"helm rollback {release}", StepError)
 
     def values(self, release: str, revision: int | None = None) -> dict[str, Any]:
-        """The computed values (chart defaults and overrides) of a release revision."""
-        args = ["get", "values", release, "--all", "--output", "json", *self._cluster_args()]
+        """The user-supplied values of a release revision (what --values and --set gave, not defaults)."""
+        args = ["get", "values", release, "--output", "json", *self._cluster_args()]
         if revision:
             args += ["--revision", str(revision)]
         loaded = json.loads(self._run(args, f"helm get values {release}", StepError) or "{}")
@@ -160,13 +182,13 @@ class Helm:
             self.cluster.context,
         ]
 
-    def _post_renderer(self) -> list[str]:
+    def _post_renderer(self, directory: Path) -> list[str]:
         if not self.post_render:
             return []
-        self._post_file = Path(tempfile.mkstemp(prefix="pytest-stateful-postrender-", suffix=".json")[1])
-        self._post_file.write_text(json.dumps(self.post_render))
+        config = directory / "post-render.json"
+        config.write_text(json.dumps(self.post_render))
         args = ["--post-renderer", sys.executable]
-        for arg in ("-m", "pytest_stateful.workload.charts", str(self._post_file)):
+        for arg in ("-m", "pytest_stateful.workload.charts", str(config)):
             args += ["--post-renderer-args", arg]
         return args
 
@@ -184,25 +206,26 @@ class Helm:
             yield args
 
     def _run(self, args: list[str], doing: str, error: type[Exception]) -> str:
+        """Run helm with its own empty config, cache and data directories (removed afterwards), in this
+        process's environment otherwise: kubeconfig exec plugins and proxies keep working."""
         with tempfile.TemporaryDirectory(prefix="pytest-stateful-helm-") as home:
-            env = {
-                "HOME": home,
-                "HELM_CACHE_HOME": home,
-                "HELM_CONFIG_HOME": home,
-                "HELM_DATA_HOME": home,
-                "PATH": "/usr/bin:/bin",
-            }
+            here = Path(home)
+            env = {**os.environ, "HELM_CACHE_HOME": home, "HELM_CONFIG_HOME": home, "HELM_DATA_HOME": home}
+            if POST_RENDER in args:
+                at = args.index(POST_RENDER)
+                args = [*args[:at], *self._post_renderer(here), *args[at + 1 :]]
             try:
                 proc = subprocess.run(
                     [self.binary, *args], capture_output=True, text=True, env=env, timeout=HELM_TIMEOUT
                 )
             except subprocess.TimeoutExpired:
                 raise error(f"{doing} did not finish within {HELM_TIMEOUT:.0f} s") from None
+            config = here / "post-render.json"
+            if config.is_file():
+                # The post-renderer keeps the image tags it handed out, for the next render.
+                self.post_render = json.loads(config.read_text())
         if proc.returncode != 0:
             raise error(f"{doing} failed: {_helm_message(proc.stderr)}")
-        if self.post_render and hasattr(self, "_post_file"):
-            # The post-renderer keeps the image tags it handed out for the next render.
-            self.post_render = json.loads(self._post_file.read_text())
         return proc.stdout
 
 
@@ -216,44 +239,56 @@ def _helm_message(stderr: str) -> str:
 
 
 def forbidden_changes(live: Mapping[str, Any], rendered: Mapping[str, Any]) -> list[ForbiddenChange]:
-    """Fields of the StatefulSet's spec the API server would refuse to change from `live` to `rendered`.
+    """Fields of the StatefulSet's spec outside what an update may change that differ between `live`
+    and `rendered`: what names the field once the API server has refused (its dry run decides).
 
-    Only what the chart writes is compared (the live object also holds the API server's defaults);
-    a list that grows or shrinks is a change of the list."""
-    changes: list[ForbiddenChange] = []
+    Changed values first, then what the chart no longer writes (the live object also holds the API
+    server's defaults, so a field only the live object has is a removal only when nothing renders it).
+    Quantities compare by value (1024Mi is 1Gi); absent, null, "", [] and {} are the same."""
     live_spec, new_spec = live.get("spec") or {}, rendered.get("spec") or {}
-    for key in new_spec:
-        if key in MUTABLE_SPEC:
+    changed: list[ForbiddenChange] = []
+    removed: list[ForbiddenChange] = []
+    for key in sorted(set(live_spec) | set(new_spec), key=str):
+        if key in MUTABLE_SPEC or key == "status":
             continue
-        changes += _diff(f"spec.{key}", live_spec.get(key), new_spec[key])
-    return changes
+        _diff(f"spec.{key}", live_spec.get(key), new_spec.get(key), changed, removed)
+    return changed + removed
 
 
-def _diff(path: str, old: Any, new: Any) -> list[ForbiddenChange]:
+def _diff(path: str, old: Any, new: Any, changed: list[ForbiddenChange], removed: list[ForbiddenChange]) -> None:
+    if _empty(new):
+        if not _empty(old) and not path.endswith((".status", ".metadata.creationTimestamp")):
+            removed.append(ForbiddenChange(path, old, None))
+        return
     if isinstance(new, Mapping) and isinstance(old, Mapping):
-        found: list[ForbiddenChange] = []
         for key, value in new.items():
-            if path.endswith(".metadata") and key in ("creationTimestamp",):
+            if key == "status" or (path.endswith(".metadata") and key == "creationTimestamp"):
                 continue
-            found += _diff(f"{path}.{key}", old.get(key), value)
-        return found
+            _diff(f"{path}.{key}", old.get(key), value, changed, [])
+        return
     if isinstance(new, list) and isinstance(old, list):
         if len(new) != len(old):
-            return [ForbiddenChange(path, old, new)]
-        found = []
+            changed.append(ForbiddenChange(path, old, new))
+            return
         for i, (a, b) in enumerate(zip(old, new, strict=True)):
-            found += _diff(f"{path}[{i}]", a, b)
-        return found
-    if new is None or _same(old, new):
-        return []
-    return [ForbiddenChange(path, old, new)]
+            _diff(f"{path}[{i}]", a, b, changed, removed)
+        return
+    if not _same(old, new):
+        changed.append(ForbiddenChange(path, old, new))
+
+
+def _empty(value: Any) -> bool:
+    return value is None or value in ("", [], {})
 
 
 def _same(old: Any, new: Any) -> bool:
-    if old == new:
+    if old == new or str(old) == str(new):
         return True
-    # Quantities: the API server keeps what was sent ("1Gi"), but a chart may write 1024Mi for it.
-    return str(old) == str(new)
+    # Quantities: the API server keeps a canonical form ("1Gi"), a chart may write "1024Mi".
+    try:
+        return bool(parse_quantity(old) == parse_quantity(new))
+    except (ValueError, TypeError, ArithmeticError):
+        return False
 
 
 def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
@@ -267,49 +302,47 @@ def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def changed_keys(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[str]:
-    """Dotted paths of the values that differ between two computed value sets."""
-    keys: list[str] = []
+def changed_paths(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[tuple[str, ...]]:
+    """Paths (key tuples: a key may hold dots) of the values that differ between two value sets."""
+    paths: list[tuple[str, ...]] = []
     for key in sorted(set(old) | set(new), key=str):
         a, b = old.get(key), new.get(key)
-        path = f"{prefix}{key}"
         if isinstance(a, Mapping) and isinstance(b, Mapping):
-            keys += changed_keys(a, b, path + ".")
+            paths += [(str(key), *rest) for rest in changed_paths(a, b)]
         elif a != b:
-            keys.append(path)
-    return keys
+            paths.append((str(key),))
+    return paths
 
 
-def with_key(values: Mapping[str, Any], dotted: str, source: Mapping[str, Any]) -> dict[str, Any]:
-    """`values` with the key at `dotted` taken from `source` (removed when `source` lacks it)."""
+def with_path(values: Mapping[str, Any], path: Sequence[str], source: Mapping[str, Any]) -> dict[str, Any]:
+    """`values` with the value at `path` taken from `source` (removed when `source` lacks it)."""
     out = copy.deepcopy(dict(values))
-    parts = dotted.split(".")
     node: dict[str, Any] = out
     origin: Any = source
-    for part in parts[:-1]:
+    for part in path[:-1]:
         node = node.setdefault(part, {})
         origin = origin.get(part, {}) if isinstance(origin, Mapping) else {}
-    if isinstance(origin, Mapping) and parts[-1] in origin:
-        node[parts[-1]] = copy.deepcopy(origin[parts[-1]])
+    if isinstance(origin, Mapping) and path[-1] in origin:
+        node[path[-1]] = copy.deepcopy(origin[path[-1]])
     else:
-        node.pop(parts[-1], None)
+        node.pop(path[-1], None)
     return out
 
 
-def dry_run_replace(
-    cluster: ClusterHandle, namespace: str, live: Mapping[str, Any], rendered: Mapping[str, Any]
-) -> str:
-    """The API server's own answer to the update, from a server-side dry run (nothing is changed)."""
+def dry_run_replace(cluster: ClusterHandle, namespace: str, rendered: Mapping[str, Any]) -> tuple[str, bool]:
+    """The API server's own answer to replacing the StatefulSet with `rendered`, from a server-side
+    dry run (nothing is changed), and whether it refuses a field an update may not change."""
     body = copy.deepcopy(dict(rendered))
     meta = body.setdefault("metadata", {})
     meta["namespace"] = namespace
-    meta["resourceVersion"] = (live.get("metadata") or {}).get("resourceVersion")
+    meta.pop("resourceVersion", None)  # unconditional: status writes during a rollout must not conflict
     name = str(meta.get("name"))
     try:
         cluster.apps.replace_namespaced_stateful_set(name, namespace, body, dry_run="All")
     except CLIENT_FAILURES as exc:
-        return api_error(exc, f"update StatefulSet {name}").message
-    return "the API server accepted the update in a dry run"
+        message = api_error(exc, f"update StatefulSet {name}").message
+        return message, int(getattr(exc, "status", 0) or 0) == 422 and "Forbidden" in message
+    return "the API server accepts the update (dry run)", False
 
 
 def statefulset_of(docs: Sequence[Mapping[str, Any]], name: str) -> Mapping[str, Any] | None:
@@ -322,31 +355,53 @@ def statefulset_of(docs: Sequence[Mapping[str, Any]], name: str) -> Mapping[str,
 
 
 def post_render(config: dict[str, Any], manifests: str) -> str:
-    """What helm gets back from the post-renderer: every object with the plugin's changes."""
+    """What helm gets back from the post-renderer: every object (a List's items too) with the
+    plugin's changes; documents that are not objects pass through untouched."""
     from pytest_stateful.workload.manifests import ImageMap
 
-    docs = [d for d in yaml.safe_load_all(manifests) if isinstance(d, dict)]
+    docs = list(yaml.safe_load_all(manifests))
     images = None
     if config.get("image_repository"):
         images = ImageMap(str(config["image_repository"]))
         images.tags.update(config.get("image_tags") or {})
-    for doc in docs:
+    labels = dict(config.get("labels") or {})
+    for doc in _objects(docs):
         if images is not None:
             images.rewrite(doc)
-        labels = config.get("labels") or {}
         if labels:
-            meta = doc.setdefault("metadata", {})
-            meta["labels"] = {**(meta.get("labels") or {}), **labels}
+            meta = doc.get("metadata")
+            if not isinstance(meta, dict):
+                meta = doc["metadata"] = {}
+            existing = meta.get("labels")
+            meta["labels"] = {**(existing if isinstance(existing, dict) else {}), **labels}
     if images is not None:
         config["image_tags"] = dict(images.tags)
-    return yaml.safe_dump_all(docs, sort_keys=False)
+    return yaml.safe_dump_all([d for d in docs if d is not None], sort_keys=False)
+
+
+def _objects(docs: Sequence[Any]) -> Iterator[dict[str, Any]]:
+    for doc in docs:
+        if not isinstance(doc, dict):
+            continue
+        items = doc.get("items")
+        if str(doc.get("kind", "")).endswith("List") and isinstance(items, list):
+            yield from _objects(items)
+        else:
+            yield doc
 
 
 def main(argv: Sequence[str]) -> int:
-    path = Path(argv[0])
-    config = json.loads(path.read_text())
-    sys.stdout.write(post_render(config, sys.stdin.read()))
-    path.write_text(json.dumps(config))
+    """helm's post-renderer: manifests on stdin, the changed manifests on stdout; one line on stderr
+    (which helm shows) when they cannot be read."""
+    try:
+        path = Path(argv[0])
+        config = json.loads(path.read_text())
+        sys.stdout.write(post_render(config, sys.stdin.read()))
+        path.write_text(json.dumps(config))
+    except (OSError, ValueError, yaml.YAMLError, IndexError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        sys.stderr.write(f"pytest-stateful post-renderer: {type(exc).__name__}: {first}\n")
+        return 1
     return 0
 
 

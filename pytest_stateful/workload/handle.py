@@ -54,12 +54,12 @@ from pytest_stateful.workload.charts import (
     ChartSource,
     ForbiddenChange,
     Helm,
-    changed_keys,
+    changed_paths,
     dry_run_replace,
     forbidden_changes,
     merge,
     statefulset_of,
-    with_key,
+    with_path,
 )
 from pytest_stateful.workload.cleanup import this_process
 from pytest_stateful.workload.manifests import ImageMap, Manifest, load_manifests, statefulsets_in
@@ -69,6 +69,8 @@ from pytest_stateful.workload.shared import created, is_shared, refuse_takeover,
 from pytest_stateful.workload.steps import DISRUPTIONS
 from pytest_stateful.workload.view import WorkloadView
 
+# The most values keys an upgrade refused for a forbidden change is rendered again for, one by one.
+MAX_CAUSES = 20
 # Seconds between two questions to the API server's /readyz while a wait makes no progress.
 HEALTH_EVERY = 5.0
 
@@ -215,8 +217,8 @@ class StatefulSetHandle:
         if is_shared(self.namespace):
             refuse_takeover(self.cluster, self.namespace, docs)
         with self.step("apply", f"helm install {source.release} {Path(source.path).name}", settle, timeout):
-            helm.install(source)
-            self._released(helm, source.release)
+            # Also after a failed install: what helm made (its release Secret too) is the run's.
+            self._helm_action(helm, source.release, lambda: helm.install(source))
         self.chart = source
         return self
 
@@ -229,42 +231,48 @@ class StatefulSetHandle:
         settle: bool = True,
         timeout: float | None = None,
     ) -> None:
-        """`helm upgrade` the release: to `chart` (a path; default the installed chart), with the
-        install's values overlaid by `values` (`values_files` replace the install's files), or with
-        `--reuse-values`. Refused before sending when it would change a StatefulSet field the API
-        server does not let an update change."""
+        """`helm upgrade` the release: to `chart` (a path; default the installed chart). Values: the
+        install's values files (or `values_files`) and the install's values with `values` merged over
+        them; with `reuse_values`, helm's --reuse-values (the release's last values, `values_files`
+        and `values` over them). Refused before sending when the API server would refuse the
+        StatefulSet it writes (a server-side dry run), naming the field and the values behind it."""
         installed = self._installed("helm_upgrade")
-        source = ChartSource(
-            chart or installed.path,
-            installed.release,
-            {} if reuse_values else merge(installed.values, values or {}),
-            tuple(values_files) if values_files is not None else (() if reuse_values else installed.values_files),
-        )
-        if reuse_values and values:
-            source = dataclasses.replace(source, values=dict(values))
+        if reuse_values:
+            source = ChartSource(
+                chart or installed.path, installed.release, dict(values or {}), tuple(values_files or ())
+            )
+        else:
+            source = ChartSource(
+                chart or installed.path,
+                installed.release,
+                merge(installed.values, values or {}),
+                tuple(values_files) if values_files is not None else installed.values_files,
+            )
         helm = self._helm()
-        old_values = helm.values(installed.release)
-        new_values = merge(old_values, source.values) if reuse_values else helm.computed(source)
-        rendered = helm.template(dataclasses.replace(source, values_files=()), new_values)
-        self._refuse_forbidden(helm, rendered, (source, old_values, new_values), "helm_upgrade")
+        old_config = helm.values(installed.release)
+        rendered, new_config = helm.preview(source, reuse_values)
+        self._refuse_forbidden(helm, rendered, "helm_upgrade", (source, old_config, new_config))
         with self.step(
             "helm_upgrade", f"{installed.release} {Path(source.path).name}{self._on_delete()}", settle, timeout
         ):
-            helm.upgrade(source, reuse_values)
-            self._released(helm, installed.release)
+            self._helm_action(helm, installed.release, lambda: helm.upgrade(source, reuse_values))
             self._min_generation = self._generation()
-        self.chart = dataclasses.replace(source, values=source.values or installed.values)
+        self.chart = dataclasses.replace(installed, path=source.path)
 
     def helm_rollback(self, revision: int | None = None, settle: bool = True, timeout: float | None = None) -> None:
         """`helm rollback` the release to `revision` (default: the one before the current)."""
         installed = self._installed("helm_rollback")
         helm = self._helm()
-        target = revision or max(1, helm.revision(installed.release) - 1)
+        current = helm.revision(installed.release)
+        target = revision if revision is not None else current - 1
+        if target < 1:
+            raise StepError(
+                f"helm_rollback: release {installed.release} has only revision {current}: nothing to roll back to"
+            )
         rendered = helm.manifest(installed.release, target)
-        self._refuse_forbidden(helm, rendered, None, "helm_rollback")
+        self._refuse_forbidden(helm, rendered, "helm_rollback", None)
         with self.step("helm_rollback", f"{installed.release} to revision {target}", settle, timeout):
-            helm.rollback(installed.release, target)
-            self._released(helm, installed.release)
+            self._helm_action(helm, installed.release, lambda: helm.rollback(installed.release, target))
             self._min_generation = self._generation()
 
     def _helm(self) -> Helm:
@@ -290,12 +298,26 @@ class StatefulSetHandle:
         )
         return int(sts.metadata.generation or 0)
 
+    def _helm_action(self, helm: Helm, release: str, action: Callable[[], None]) -> None:
+        """Run a helm action, then take account of what the release holds, also when the action failed
+        half-way (without hiding its error)."""
+        try:
+            action()
+        except BaseException:
+            with contextlib.suppress(StatefulError):
+                self._released(helm, release)
+            raise
+        self._released(helm, release)
+
     def _released(self, helm: Helm, release: str) -> None:
         """After a helm action: keep the image tags its post-renderer handed out, record the budgets it
         applied, and in a shared namespace register what it created (and helm's release Secrets)."""
         if self.images is not None:
             self.images.tags.update(helm.post_render.get("image_tags") or {})
-        objects = helm.manifest(release)
+        try:
+            objects = helm.manifest(release)
+        except StatefulError:
+            objects = []  # no release recorded (it failed early): its Secrets, if any, are still listed
         self.objects = objects
         for doc in objects:
             if doc.get("kind") == "PodDisruptionBudget":
@@ -331,13 +353,13 @@ class StatefulSetHandle:
         self,
         helm: Helm,
         rendered: list[dict[str, Any]],
-        values: tuple[ChartSource, Mapping[str, Any], Mapping[str, Any]] | None,
         action: str,
+        configs: tuple[ChartSource, Mapping[str, Any], Mapping[str, Any]] | None,
     ) -> None:
-        """Fail the step before anything is sent when the StatefulSet would change a field that an
-        update may not change: the field, old and new values, the values keys behind it (`values`:
-        the new source with the old and new computed values), the remedy, then the API server's own
-        answer (a server-side dry run)."""
+        """Fail the step before anything is sent when the API server refuses the StatefulSet it would
+        write (a server-side dry run of the update: the server's own rules, for its own version).
+        The field is named from a comparison with the live object, and for an upgrade the values keys
+        behind it (`configs`: the new source, the release's values and the upgrade's)."""
         new = statefulset_of(rendered, self.name)
         if new is None:
             return
@@ -349,20 +371,25 @@ class StatefulSetHandle:
             retry=True,
         )
         live = self.cluster.api.sanitize_for_serialization(read)
-        changes = forbidden_changes(live, new)
-        if not changes:
+        answer, forbidden = dry_run_replace(self.cluster, self.namespace, new)
+        if not forbidden:
             return
-        first = changes[0]
-        causes = _causes(helm, self.name, live, first, *values) if values is not None else []
-        because = f", produced by the values {', '.join(causes)}" if causes else ""
-        more = f" (and {', '.join(c.path for c in changes[1:4])})" if len(changes) > 1 else ""
-        api = dry_run_replace(self.cluster, self.namespace, live, new)
+        changes = forbidden_changes(live, new)
+        what = f"a field of StatefulSet {self.name}'s spec that an update may not change"
+        if changes:
+            first = changes[0]
+            what = f"{first.path} of StatefulSet {self.name} from {first.old!r} to {first.new!r}"
+            causes = _causes(helm, self.name, live, first, *configs) if configs is not None else []
+            if causes:
+                what += f", produced by the values {', '.join(causes)}"
+            if len(changes) > 1:
+                what += f" (and {', '.join(c.path for c in changes[1:4])})"
+        verb = "upgrade" if action == "helm_upgrade" else "roll back"
         raise StepError(
-            f"{action} would change {first.path} of StatefulSet {self.name} from {first.old!r} to {first.new!r}"
-            f"{because}{more}: Kubernetes does not let an update change it, so the upgrade would fail. Usual "
-            f"remedy: delete the StatefulSet but not its pods and claims (kubectl delete statefulset {self.name} "
-            f"--cascade=orphan -n {self.namespace}), then upgrade: the new StatefulSet adopts them. "
-            f"The API server says: {api}"
+            f"{action} would change {what}: Kubernetes does not let an update change "
+            f"it, so the {verb} would fail. Usual remedy: delete the StatefulSet but not its pods and claims "
+            f"(kubectl delete statefulset {self.name} --cascade=orphan -n {self.namespace}), then {verb}: the new "
+            f"StatefulSet adopts them. The API server says: {answer}"
         )
 
     # -- steps ----------------------------------------------------------------------------
@@ -543,12 +570,9 @@ class StatefulSetHandle:
             (r for r in listed.items if any(o.uid == sts.metadata.uid for o in r.metadata.owner_references or [])),
             key=lambda r: int(r.revision),
         )
-        current = next(
-            (r for r in owned if r.metadata.name == sts.status.update_revision), owned[-1] if owned else None
-        )
         if to_revision is None:
-            earlier = [r for r in owned if current is None or int(r.revision) < int(current.revision)]
-            target = earlier[-1] if earlier else None
+            # As kubectl's rollback does (findHistory, then the second-highest revision number).
+            target = owned[-2] if len(owned) >= 2 else None
         else:
             target = next((r for r in owned if int(r.revision) == to_revision), None)
         if target is None:
@@ -1011,16 +1035,21 @@ def _causes(
     live: Mapping[str, Any],
     change: ForbiddenChange,
     source: ChartSource,
-    old_values: Mapping[str, Any],
-    new_values: Mapping[str, Any],
+    old_config: Mapping[str, Any],
+    new_config: Mapping[str, Any],
 ) -> list[str]:
-    """The values keys whose change produces `change`: each changed key set back alone, and rendered."""
+    """The values keys whose change produces `change`: each changed key of the user-supplied values
+    set back alone, and the upgrade rendered again by helm (a dry run)."""
     found = []
-    for key in changed_keys(old_values, new_values)[:20]:
-        reverted = with_key(new_values, key, old_values)
-        sts = statefulset_of(helm.template(dataclasses.replace(source, values_files=()), reverted), name)
+    paths = changed_paths(old_config, new_config)
+    for path in paths[:MAX_CAUSES]:
+        reverted = with_path(new_config, path, old_config)
+        docs, _ = helm.preview(dataclasses.replace(source, values=reverted, values_files=()), False)
+        sts = statefulset_of(docs, name)
         if sts is not None and change.path not in {c.path for c in forbidden_changes(live, sts)}:
-            found.append(key)
+            found.append(".".join(path))
+    if len(paths) > MAX_CAUSES and not found:
+        found.append(f"(one of {len(paths)} changed keys; the first {MAX_CAUSES} were tried)")
     return found
 
 

@@ -200,9 +200,29 @@ class ImageMap:
         return f"{self.repository}:{tag}"
 
     def rewrite(self, doc: dict[str, Any]) -> None:
-        spec = doc.get("spec") or {}
-        pod_spec = spec if doc.get("kind") == "Pod" else (spec.get("template") or {}).get("spec")
+        """Every container image of the object's pod spec (a Pod, a workload's template, a CronJob's
+        job template); anything not shaped like one is left alone."""
+        pod_spec = _pod_spec(doc)
         for key in ("initContainers", "containers"):
-            for container in (pod_spec or {}).get(key) or []:
-                container["image"] = self(str(container.get("image", "")))
-                container["imagePullPolicy"] = "IfNotPresent"
+            containers = pod_spec.get(key)
+            for container in containers if isinstance(containers, list) else []:
+                if isinstance(container, dict) and container.get("image"):
+                    container["image"] = self(str(container["image"]))
+                    container["imagePullPolicy"] = "IfNotPresent"
+
+
+def _pod_spec(doc: Mapping[str, Any]) -> dict[str, Any]:
+    def at(node: Any, *keys: str) -> Any:
+        for key in keys:
+            node = node.get(key) if isinstance(node, Mapping) else None
+        return node
+
+    kind = doc.get("kind")
+    found = (
+        at(doc, "spec")
+        if kind == "Pod"
+        else at(doc, "spec", "jobTemplate", "spec", "template", "spec")
+        if kind == "CronJob"
+        else at(doc, "spec", "template", "spec")
+    )
+    return found if isinstance(found, dict) else {}

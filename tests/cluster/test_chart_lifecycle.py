@@ -198,3 +198,20 @@ def test_custom_resources_are_applied_and_a_kind_the_cluster_does_not_serve_is_o
     finally:
         ext.delete_custom_resource_definition(crd["metadata"]["name"])
         admin.close()
+
+
+def test_an_upgrade_the_api_server_accepts_is_not_refused_even_when_the_chart_writes_it_differently(
+    pytester: pytest.Pytester,
+) -> None:
+    # 1Gi written as 1024Mi, and an empty label map on the claim template: the same to the API server,
+    # whose dry run decides; the upgrade (a new image) goes through.
+    shutil.copytree(CHARTS / "kv", pytester.path / "kv")
+    template = pytester.path / "kv" / "templates" / "statefulset.yaml"
+    template.write_text(template.read_text().replace("      name: data\n", "      name: data\n      labels: {}\n"))
+    (pytester.path / "kv.stateful.yaml").write_text(
+        "chart: {path: kv, values: {persistence: {size: 1Gi}}}\n"
+        "steps: [{helm_upgrade: {values: {persistence: {size: 1024Mi}, image: {tag: '1.1'}}}}]\n"
+        "expect: [ordered_rolling_update, stable_storage]\n"
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import io
+from pathlib import Path
+
+import pytest
 import yaml
 
 from pytest_stateful.workload.charts import (
     _helm_message,
-    changed_keys,
+    changed_paths,
     forbidden_changes,
+    main,
     merge,
     post_render,
-    with_key,
+    with_path,
 )
 
 LIVE = {
@@ -84,21 +89,46 @@ def test_selector_service_name_policy_and_a_new_claim_template_are_forbidden() -
     )
     paths = [c.path for c in forbidden_changes(LIVE, new)]
     assert paths == [
-        "spec.serviceName",
         "spec.podManagementPolicy",
         "spec.selector.matchLabels.tier",
+        "spec.serviceName",
         "spec.volumeClaimTemplates",
     ]
 
 
-def test_changed_keys_and_setting_one_back() -> None:
+def test_changed_paths_and_setting_one_back() -> None:
     old = {"image": {"tag": "1.0", "repository": "kv"}, "persistence": {"size": "512Mi"}, "replicas": 3}
     new = {"image": {"tag": "1.1", "repository": "kv"}, "persistence": {"size": "2Gi"}, "replicas": 3, "extra": 1}
-    assert changed_keys(old, new) == ["extra", "image.tag", "persistence.size"]
-    back = with_key(new, "persistence.size", old)
+    assert changed_paths(old, new) == [("extra",), ("image", "tag"), ("persistence", "size")]
+    back = with_path(new, ("persistence", "size"), old)
     assert back["persistence"] == {"size": "512Mi"} and back["image"]["tag"] == "1.1"
-    assert "extra" not in with_key(new, "extra", old)
+    assert "extra" not in with_path(new, ("extra",), old)
     assert new["persistence"] == {"size": "2Gi"}  # not changed in place
+    # A key may hold dots (labels): it is one step of the path.
+    labels_old = {"podLabels": {"app.kubernetes.io/part-of": "a"}}
+    labels_new = {"podLabels": {"app.kubernetes.io/part-of": "b"}}
+    (path,) = changed_paths(labels_old, labels_new)
+    assert with_path(labels_new, path, labels_old) == labels_old
+
+
+def test_what_the_api_server_keeps_the_same_is_not_a_change() -> None:
+    # 1024Mi is stored as 1Gi; absent, null, "", [] and {} are the same to the API server's comparison.
+    new = rendered()
+    claim = new["spec"]["volumeClaimTemplates"][0]  # type: ignore[index]
+    claim["spec"]["resources"]["requests"]["storage"] = "0.5Gi"
+    claim["spec"]["volumeName"] = ""
+    claim["metadata"]["labels"] = {}
+    claim["metadata"]["creationTimestamp"] = None
+    new["spec"]["selector"]["matchExpressions"] = []  # type: ignore[index]
+    assert forbidden_changes(LIVE, new) == []
+
+
+def test_a_forbidden_field_the_chart_no_longer_writes_is_named_as_removed() -> None:
+    new = rendered()
+    del new["spec"]["podManagementPolicy"]  # type: ignore[attr-defined]
+    del new["spec"]["volumeClaimTemplates"]  # type: ignore[attr-defined]
+    removed = {c.path: c.new for c in forbidden_changes(LIVE, new)}
+    assert removed == {"spec.podManagementPolicy": None, "spec.volumeClaimTemplates": None}
 
 
 def test_values_merge_as_helm_merges_them() -> None:
@@ -122,6 +152,38 @@ def test_the_post_renderer_maps_images_consistently_and_adds_labels() -> None:
     assert docs[1]["metadata"]["labels"] == {"app": "kv", "owned": "true"}
     assert docs[0]["metadata"]["labels"] == {"owned": "true"}
     assert config["image_tags"] == {"kv:1.0": "1", "kv:1.1": "2"}  # kept for the next render
+
+
+def test_the_post_renderer_rewrites_cron_jobs_and_list_items_and_passes_odd_documents_through() -> None:
+    manifests = yaml.safe_dump_all(
+        [
+            {
+                "kind": "CronJob",
+                "metadata": {"name": "backup"},
+                "spec": {"jobTemplate": {"spec": {"template": {"spec": {"containers": [{"image": "busybox:1"}]}}}}},
+            },
+            {"kind": "List", "items": [{"kind": "ConfigMap", "metadata": None}]},
+            {"kind": "StatefulSet", "spec": [1]},
+            {"kind": "Deployment", "spec": {"template": "x"}},
+            "just a string",
+        ]
+    )
+    config = {"image_repository": "local/tools", "labels": {"owned": "true"}}
+    docs = list(yaml.safe_load_all(post_render(config, manifests)))
+    assert docs[0]["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["image"] == "local/tools:1"
+    assert docs[1]["items"][0]["metadata"] == {"labels": {"owned": "true"}}
+    assert docs[2]["spec"] == [1] and docs[4] == "just a string"
+
+
+def test_the_post_renderer_says_in_one_line_what_it_cannot_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "post-render.json"
+    config.write_text("{}")
+    monkeypatch.setattr("sys.stdin", io.StringIO("a: =\n  b: [\n"))
+    assert main([str(config)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("pytest-stateful post-renderer: ") and len(err.splitlines()) == 1
 
 
 def test_helm_errors_lose_the_generic_debug_hint() -> None:
