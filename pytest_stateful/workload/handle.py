@@ -289,14 +289,16 @@ class StatefulSetHandle:
         return self.chart
 
     def _generation(self) -> int:
-        sts = self._call(
+        return int(self._read_statefulset().metadata.generation or 0)
+
+    def _read_statefulset(self) -> Any:
+        return self._call(
             f"read StatefulSet {self.name}",
             self.cluster.apps.read_namespaced_stateful_set,
             self.name,
             self.namespace,
             retry=True,
         )
-        return int(sts.metadata.generation or 0)
 
     def _helm_action(self, helm: Helm, release: str, action: Callable[[], None]) -> None:
         """Run a helm action, then take account of what the release holds, also when the action failed
@@ -363,13 +365,7 @@ class StatefulSetHandle:
         new = statefulset_of(rendered, self.name)
         if new is None:
             return
-        read = self._call(
-            f"read StatefulSet {self.name}",
-            self.cluster.apps.read_namespaced_stateful_set,
-            self.name,
-            self.namespace,
-            retry=True,
-        )
+        read = self._read_statefulset()
         live = self.cluster.api.sanitize_for_serialization(read)
         answer, forbidden = dry_run_replace(self.cluster, self.namespace, new)
         if not forbidden:
@@ -462,13 +458,7 @@ class StatefulSetHandle:
                 {"spec": {"replicas": replicas}},
                 retry=True,
             )
-            sts = self._call(
-                f"read StatefulSet {self.name}",
-                self.cluster.apps.read_namespaced_stateful_set,
-                self.name,
-                self.namespace,
-                retry=True,
-            )
+            sts = self._read_statefulset()
             self._min_generation = int(sts.metadata.generation or 0)
 
     def rollout_restart(self, settle: bool = True, timeout: float | None = None) -> None:
@@ -553,13 +543,7 @@ class StatefulSetHandle:
     def rollout_undo(self, to_revision: int | None = None, settle: bool = True, timeout: float | None = None) -> None:
         """`kubectl rollout undo`: the template of a ControllerRevision of this StatefulSet (its revision
         number; default the one before the current) applied back as a strategic merge patch."""
-        sts = self._call(
-            f"read StatefulSet {self.name}",
-            self.cluster.apps.read_namespaced_stateful_set,
-            self.name,
-            self.namespace,
-            retry=True,
-        )
+        sts = self._read_statefulset()
         listed = self._call(
             f"list ControllerRevisions in {self.namespace}",
             self.cluster.apps.list_namespaced_controller_revision,
