@@ -61,8 +61,9 @@ def test_the_broken_failure_examples_fail_naming_the_stuck_pod_the_availability_
     assert "3 failed" in out, out
     for text in [
         "at_most_one: FAILED (api level) - web-1 was replaced at ",
-        "had been force-deleted by the test (force_delete_pod) at ",
-        "which was unreachable (Ready Unknown) and not out of service: nobody confirmed that its containers stopped",
+        "had been force-deleted by the test (force_delete_pod) on node node-",
+        "which was failed by the test (fail_node) and unreachable (Ready Unknown) at ",
+        "and not out of service: nobody confirmed that its containers stopped",
         "rollout_recovers: FAILED (api level) - the rollout of web did not recover: web-2 is on revision",
         "(not the update revision web-",
         "NotReady (Pending)",
