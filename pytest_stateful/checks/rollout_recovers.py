@@ -71,8 +71,22 @@ def check(timeline: Timeline, subject: Subject) -> Verdict:
             GUARANTEE, "updateStrategy OnDelete replaces pods only when they are deleted: nothing recovers on its own"
         )
     sets = [e for e in timeline.of(STS) if e.name == name and e.type != "DELETED"]
-    before = next((e.sts.update_revision for e in reversed(sets) if e.seq < bad.seq), "")
-    broken = next((e.sts.update_revision for e in sets if e.seq > bad.seq and e.sts.update_revision != before), "")
+    made = next(
+        (
+            e
+            for e in timeline.of(STEP)
+            if e.type == "generation" and e.get("action") == "bad_rollout" and e.seq > bad.seq
+        ),
+        None,
+    )
+    if made is not None:
+        # The revision the controller rolled out for the bad template: the update revision of the status
+        # written for that generation. A fix sent before the controller saw it leaves none.
+        generation = int(made.get("generation") or 0)
+        broken = next((e.sts.update_revision for e in sets if e.sts.observed_generation == generation), "")
+    else:  # records made before the generation was noted
+        before = next((e.sts.update_revision for e in reversed(sets) if e.seq < bad.seq), "")
+        broken = next((e.sts.update_revision for e in sets if e.seq > bad.seq and e.sts.update_revision != before), "")
     if not broken or not any(e.pod.revision == broken for e in timeline.of(POD) if e.type != "DELETED"):
         return not_exercised(GUARANTEE, f"no pod of {name} ran the bad rollout's revision: it broke nothing")
     fix = next((e for e in steps if e.seq > bad.seq and e.get("action") in FIXES), None)

@@ -493,6 +493,8 @@ class StatefulSetHandle:
                 template["metadata"] = hold
             self._patch({"spec": {"template": template}})
             self.bad_rollouts += 1
+            # Which generation is the bad one: rollout_recovers finds its revision in the status for it.
+            self.recorder.step("generation", "bad_rollout", action="bad_rollout", generation=self._min_generation)
 
     def _drop_hold(self) -> dict[str, Any]:
         """The template metadata that lifts a bad_rollout's readiness hold (the fix is the next update)."""

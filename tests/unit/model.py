@@ -132,6 +132,8 @@ class Run:
     claims_deleted: bool = False
     # A replacement was created while its force-deleted predecessor's node was still failed.
     unsafe_replacement: bool = False
+    # The StatefulSet settled on its own by the end (after a bad rollout: it recovered).
+    settled: bool = True
 
 
 def revision_name(template: int) -> str:
@@ -232,6 +234,7 @@ class Model:
         # nodes: Ready status and taints as the API server has them; failed: kubelets that are down
         self.nodes: dict[str, dict[str, Any]] = {n: {"ready": "True", "taints": []} for n in NODES}
         self.failed: set[str] = set()
+        self.broken: set[int] = set()  # templates of a bad_rollout: their pods never become Ready
         self.failed_for: dict[int, str] = {}
         self._stuck: list[tuple[int, str]] = []  # terminations a failed node's kubelet never finished
         self.unsafe_replacement = False
@@ -449,6 +452,9 @@ class Model:
     def _start(self, ordinal: int, uid: str) -> None:
         p = self._alive(ordinal, uid)
         if p is None or p.deleting or p.node in self.failed:
+            return
+        if p.template in self.broken:
+            # The bad rollout's image cannot be pulled: the pod stays Pending (ErrImagePull), never Ready.
             return
         self._ips += 1
         p.phase = "Running"
@@ -809,6 +815,8 @@ class Model:
             "out_of_service": self.failed_for.get(arg, f"{NAME}-{arg}"),  # the handle names the node
             "force_delete_pod": f"{NAME}-{arg}",
             "restore_node": f"{NAME}-{arg}",
+            "bad_rollout": f"nginx={image_of(arg)}-broken",
+            "sleep": f"{arg} s",
         }[name]
         self._note(STEP, "begin", name, action=name, detail=detail)
         self._api()
@@ -816,10 +824,15 @@ class Model:
         if name == "scale":
             self.replicas = arg
             self._spec_changed()
-        elif name == "update_image":
+        elif name in ("update_image", "bad_rollout"):
             self.template = arg
             self.revisions.setdefault(arg, revision_name(arg))
+            if name == "bad_rollout":
+                self.broken.add(arg)
+                settle = False  # it cannot settle: the point of it
             self._spec_changed()
+            if name == "bad_rollout":
+                self._note(STEP, "generation", name, action=name, generation=self.generation)
         elif name == "partition":
             self.partition = arg
             self._spec_changed()
@@ -852,6 +865,9 @@ class Model:
                     ok = self._wait(lambda: (q := self._alive(arg, uid)) is None or not q.ready)
                 else:
                     self._at(self.rng.uniform(0.01, 0.05), lambda: self._probe_ready(arg, uid))
+        elif name == "sleep":
+            settle = False
+            self._advance(self.now + arg)
         elif name == "fail_node":
             settle = False
             p = self.pods.get(arg)
@@ -940,6 +956,12 @@ def run(workload: Workload, actions: tuple[Action, ...] | list[Action], seed: in
             oks.append(model.step(Action("make_ready", ordinal)))
     for ordinal in sorted(model.failed_for):  # teardown restores every failed node
         oks.append(model.step(Action("restore_node", ordinal)))
+    if model.broken:
+        # The spec runner's await_recovery: the step timeout for the set to settle on its own.
+        model._note(STEP, "begin", "await_recovery", action="await_recovery", detail="")
+        model._wait(model._settled)
+        model._note(STEP, "end", "await_recovery", action="await_recovery", detail="", ok=True)
+    settled = model._settled()
     return Run(
         workload,
         tuple(actions),
@@ -950,4 +972,5 @@ def run(workload: Workload, actions: tuple[Action, ...] | list[Action], seed: in
         model.claims_recreated,
         model.claims_deleted,
         model.unsafe_replacement,
+        settled,
     )

@@ -411,6 +411,37 @@ def test_a_replacement_after_a_force_delete_on_a_failed_node_never_passes(s: Sce
         assert result != "failed", f"{verdict.explain()}\nscenario: {s}"
 
 
+@st.composite
+def bad_rollouts(draw: Any) -> Scenario:
+    """A bad rollout and its fix on either policy, with a partition and maxUnavailable."""
+    w = Workload(
+        replicas=draw(st.integers(1, 4)),
+        start=draw(st.sampled_from([0, 0, 1])),
+        policy=draw(st.sampled_from(["OrderedReady", "Parallel"])),
+        strategy="RollingUpdate",
+        partition=draw(st.sampled_from([0, 0, 1, 2])),
+        max_unavailable=draw(st.integers(1, 3)),
+    )
+    # The pause lets the controller roll the bad revision out (a fix sent at once replaces it unseen).
+    actions = [Action("bad_rollout", 1), Action("sleep", draw(st.integers(0, 3))), Action("update_image", 2)]
+    lag = draw(st.sampled_from([0.0, 0.005, 0.05, 0.2]))
+    return Scenario(w, tuple(actions), draw(st.integers(0, 2**16)), lag)
+
+
+@_settings(200)
+@given(s=bad_rollouts())
+def test_rollout_recovers_says_what_the_controller_did(s: Scenario) -> None:
+    """Issue 13, the model as oracle: when the modelled controller recovered from the bad rollout on its
+    own (every pod on the fix and Ready), rollout_recovers never fails; when it stayed stuck, it never passes."""
+    r = s.run()
+    result, verdict = judge("rollout_recovers", r.timeline)
+    COUNTS[f"bad rollout {'recovered' if r.settled else 'stuck'}: {result}"] += 1
+    if r.settled:
+        assert result in ("passed", "not exercised"), f"{verdict.explain()}\nscenario: {s}"
+    else:
+        assert result in ("failed", "incomplete"), f"{verdict.explain()}\nscenario: {s}"
+
+
 @_settings(150)
 @given(s=node_failures(force=False))
 def test_an_out_of_service_taint_moved_after_the_replacement_never_passes(s: Scenario) -> None:
