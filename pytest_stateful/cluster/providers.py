@@ -94,6 +94,10 @@ def _local(opts: ProviderOptions, log: Callable[[str], None]) -> ClusterHandle:
         if not cluster.is_up():
             cluster.up(log=log)
     api = _api(cluster.kubeconfig, cluster.context)
+    nodes = NodeFailer(api, cluster.node if cluster.real else None)
+    restored = nodes.recover_abandoned()
+    if restored:
+        log(f"[cluster] restored node(s) a killed session left failed: {', '.join(restored)}")
     return ClusterHandle(
         "local",
         cluster.kubeconfig,
@@ -104,7 +108,7 @@ def _local(opts: ProviderOptions, log: Callable[[str], None]) -> ClusterHandle:
         probe_image=f"{TOOLS_IMAGE}:1",
         holds_unready=True,
         drains_nodes=True,
-        nodes=NodeFailer(api, cluster.node if cluster.real else None),
+        nodes=nodes,
         close=api.close,
     )
 

@@ -236,13 +236,21 @@ state = "{state}/state"
 
     # -- failure (fail_node) ------------------------------------------------------------
 
-    def stop_kubelet(self) -> None:
+    def stop_kubelet(self, owner: str = "{}") -> None:
         """The node fails as a kubelet crash does: no more heartbeats, while containerd and every
         container keep running (nobody confirms to the API server that they stopped). The marker keeps
         `is_up` true meanwhile: a failed node is part of the test, not a broken cluster to restart."""
-        self._stopped_marker.write_text("stopped by fail_node\n")
+        self._stopped_marker.write_text(owner)
         self._stop("kubelet")
         self._pidfile("kubelet").unlink(missing_ok=True)
+
+    def stopped_by(self) -> dict[str, dict[str, str]] | None:
+        """Who stopped the kubelet ({"labels", "annotations"} of the failing session), or None."""
+        try:
+            found = json.loads(self._stopped_marker.read_text())
+        except (OSError, ValueError):
+            return None
+        return found if isinstance(found, dict) else None
 
     @property
     def _stopped_marker(self) -> Path:

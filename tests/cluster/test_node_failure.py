@@ -3,8 +3,10 @@ on simulated nodes and, with node-level evidence from containerd, on the real no
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -13,8 +15,10 @@ import pytest
 import yaml
 from kubernetes import client, config
 
+from pytest_stateful.cluster.failures import FAILED_HOLDER, FAILED_LEASE_SECONDS, LEASE_NAMESPACE, NodeFailer
 from pytest_stateful.cluster.local import LocalCluster
 from pytest_stateful.timeline import OUT_OF_SERVICE
+from pytest_stateful.workload.cleanup import this_process
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 WEB = EXAMPLES / "web"
@@ -115,3 +119,30 @@ def test_the_real_node_shows_the_force_deleted_pods_container_running_beside_its
     while not all(_whole(n) for n in _nodes(real) if n.metadata.name == "localhost"):
         assert time.monotonic() < deadline, "the real node did not come back"
         time.sleep(1)
+
+
+def test_a_node_a_killed_session_left_failed_is_restored_by_the_next_one_and_a_live_ones_is_not() -> None:
+    cluster = LocalCluster.current("simulated")
+    api = config.new_client_from_config(config_file=str(cluster.kubeconfig), context=cluster.context)
+    leases = client.CoordinationV1Api(api)
+    nodes = NodeFailer(api)
+    node = "node-000002"
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    killed = dataclasses.replace(this_process(), pid=gone.pid)
+    try:
+        # A session that is alive (this one) keeps its failure.
+        nodes._lease(
+            node, FAILED_HOLDER, FAILED_LEASE_SECONDS, {**this_process().labels(), **this_process().annotations()}
+        )
+        assert nodes.recover_abandoned() == []
+        # One whose process is gone has it undone: the Lease expires and KWOK takes the node back.
+        nodes._lease(node, FAILED_HOLDER, FAILED_LEASE_SECONDS, {**killed.labels(), **killed.annotations()})
+        assert nodes.recover_abandoned() == [node]
+        deadline = time.monotonic() + 30
+        while leases.read_namespaced_lease(node, LEASE_NAMESPACE).spec.holder_identity == FAILED_HOLDER:
+            assert time.monotonic() < deadline, "KWOK did not take the Lease back"
+            time.sleep(0.5)
+    finally:
+        nodes.restore(node)
+        api.close()
