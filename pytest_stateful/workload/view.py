@@ -130,7 +130,22 @@ class WorkloadView:
         return found
 
     def recent_events(self, count: int) -> list[Entry]:
-        return [e for e in self.recorder.timeline.entries if e.kind == EVENT][-count:]
+        """The last `count` events, and for each pod that is not Ready the last warning about it when
+        that is older: why a pod is down must not scroll away behind later scheduling noise."""
+        events = [e for e in self.recorder.timeline.entries if e.kind == EVENT]
+        recent = events[-count:]
+        shown = {e.get("object") for e in recent if e.get("type") == "Warning"}
+        older = []
+        for p in self.pods():
+            what = f"Pod/{p.name}"
+            if p.pod.ready or what in shown:
+                continue
+            last = next(
+                (e for e in reversed(events[:-count]) if e.get("object") == what and e.get("type") == "Warning"), None
+            )
+            if last is not None:
+                older.append(last)
+        return sorted([*older, *recent], key=lambda e: e.seq)
 
     def last_seen(self, what: str, timeout: float) -> str:
         """The text of a wait that timed out: what it waited for, and the state it last saw."""
