@@ -458,8 +458,7 @@ class StatefulSetHandle:
                 {"spec": {"replicas": replicas}},
                 retry=True,
             )
-            sts = self._read_statefulset()
-            self._min_generation = int(sts.metadata.generation or 0)
+            self._min_generation = self._generation()
 
     def rollout_restart(self, settle: bool = True, timeout: float | None = None) -> None:
         stamp = datetime.now(UTC).isoformat()
