@@ -10,7 +10,8 @@ from pathlib import Path
 from kubernetes import client, config
 
 from pytest_stateful.cluster.build import Builder, cache_dir, components
-from pytest_stateful.cluster.local import LocalCluster, LocalClusterConfig
+from pytest_stateful.cluster.local import LocalCluster, LocalClusterConfig, add_target_arguments, target_of
+from pytest_stateful.cluster.versions import DEFAULT_MINOR, PINS, parse_minor
 from pytest_stateful.errors import ClusterError, UsageError
 from pytest_stateful.workload.cleanup import sweep
 
@@ -23,21 +24,33 @@ def _parser() -> argparse.ArgumentParser:
 
     build = verbs.add_parser("build", help=f"build the pinned upstream programs into {cache_dir()}/bin")
     build.add_argument("--kubelet", action="store_true", help="also build the kubelet (real-node mode)")
+    build.add_argument(
+        "--kubernetes",
+        default=DEFAULT_MINOR,
+        metavar="MINOR,...",
+        help=f"the Kubernetes minors to build control planes for: {', '.join(PINS)} (default {DEFAULT_MINOR}); "
+        "each extra one takes about 6 minutes on 2 cores with a cold cache",
+    )
 
     up = verbs.add_parser("up", help="start the local cluster (idempotent)")
     LocalClusterConfig.add_arguments(up)
     for name, text in (
-        ("down", "stop the local cluster and remove its state (the build cache stays); both kinds without --node"),
-        ("status", "say what runs"),
+        (
+            "down",
+            "stop the local cluster and remove its state (the build cache stays); "
+            "every local cluster without --node, --kubernetes or --feature-gates",
+        ),
+        ("status", "say what runs (every local cluster without --node, --kubernetes or --feature-gates)"),
         ("env", "print shell exports: KUBECONFIG, PYTEST_STATEFUL_DNS"),
     ):
         verb = verbs.add_parser(name, help=text)
         verb.add_argument(
             "--node",
             choices=("simulated", "real"),
-            default=None if name in ("down", "status") else "simulated",
+            default=None,
             help="which local cluster: the simulated-node one (default) or the real-node one",
         )
+        add_target_arguments(verb)
     clean = sub.add_parser(
         "clean",
         help="delete the namespaces (and Released PersistentVolumes) that ended pytest sessions left behind",
@@ -107,29 +120,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.group == "clean":
             return _clean(args)
         if args.verb == "build":
-            Builder(cache_dir()).build_all(components(with_kubelet=args.kubelet))
+            minors = [parse_minor(m, "--kubernetes") for m in args.kubernetes.split(",") if m.strip()]
+            Builder(cache_dir()).build_all(components(with_kubelet=args.kubelet, kubernetes=minors))
             return 0
         if args.verb == "up":
             cluster = LocalCluster(LocalClusterConfig.from_arguments(args))
             cluster.up(log=_log)
             print(cluster.env_text(), end="")
             return 0
-        kinds = [args.node] if args.node else ["simulated", "real"]
-        clusters = [LocalCluster.current(node) for node in kinds]
+        chosen = bool(args.node or args.kubernetes or args.feature_gates)
+        if chosen:
+            clusters = [LocalCluster.current(args.node or "simulated", target_of(args))]
+        else:
+            # Every cluster with state here: both node kinds, every version and set of gates.
+            clusters = LocalCluster.started() or [LocalCluster.current()]
         if args.verb == "down":
-            for cluster in [c for c in clusters if args.node or c.run_dir.exists()] or clusters[:1]:
+            for cluster in clusters:
                 cluster.down(log=_log)
             return 0
         if args.verb == "status":
-            shown = [c for c in clusters if args.node or c.run_dir.exists()] or clusters[:1]
-            print("".join(c.status_text() for c in shown), end="")
-            return 0 if all(c.is_up() for c in shown) else 3
-        cluster = clusters[0]
+            print("".join(c.status_text() for c in clusters), end="")
+            return 0 if all(c.is_up() for c in clusters) else 3
+        cluster = clusters[0] if chosen else LocalCluster.current()
         if args.verb == "env":
             if not cluster.is_up():
-                flag = " --node real" if args.node == "real" else ""
+                flags = " --node real" if args.node == "real" else ""
+                flags += f" --kubernetes {args.kubernetes}" if args.kubernetes else ""
+                flags += f" --feature-gates {args.feature_gates}" if args.feature_gates else ""
                 raise ClusterError(
-                    f"the local cluster is not running: start it with `pytest-stateful cluster up{flag}`"
+                    f"the local cluster is not running: start it with `pytest-stateful cluster up{flags}`"
                 )
             print(cluster.env_text(), end="")
         return 0

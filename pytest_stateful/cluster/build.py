@@ -19,9 +19,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pytest_stateful.cluster.versions import DEFAULT_MINOR, PINS
 from pytest_stateful.errors import BuildError
 
-KUBERNETES_VERSION = "v1.34.4"
+# The default cluster's version, and the real node's kubelet (other minors: cluster/versions.py).
+KUBERNETES_VERSION = PINS[DEFAULT_MINOR]
 ETCD_VERSION = "v3.6.10"
 KWOK_VERSION = "v0.8.0"
 COREDNS_VERSION = "v1.14.7"
@@ -89,9 +91,25 @@ def _kubernetes_ldflags(version: str) -> tuple[str, ...]:
     return tuple(flags)
 
 
-def components(with_kubelet: bool = False, with_helm: bool = True) -> list[Component]:
-    """The pinned set, in build order (fast ones first so failures show early)."""
+def control_plane(minor: str) -> Component:
+    """kube-apiserver, kube-controller-manager, kube-scheduler and kubectl of one pinned minor."""
+    version = PINS[minor]
     k8s_cmds = ["kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl"]
+    return Component(
+        "kubernetes",
+        "k8s.io/kubernetes",
+        version,
+        tuple(f"k8s.io/kubernetes/cmd/{c}" for c in k8s_cmds),
+        method="kubernetes",
+        ldflags=_kubernetes_ldflags(version),
+    )
+
+
+def components(
+    with_kubelet: bool = False, with_helm: bool = True, kubernetes: Sequence[str] = (DEFAULT_MINOR,)
+) -> list[Component]:
+    """The pinned set, in build order (fast ones first so failures show early): one control plane
+    per minor in `kubernetes`; the kubelet only at the default version (the real node's)."""
     result = [
         Component(
             "kwok",
@@ -107,14 +125,7 @@ def components(with_kubelet: bool = False, with_helm: bool = True) -> list[Compo
             ("go.etcd.io/etcd/server/v3",),
             method="wrapper",
         ),
-        Component(
-            "kubernetes",
-            "k8s.io/kubernetes",
-            KUBERNETES_VERSION,
-            tuple(f"k8s.io/kubernetes/cmd/{c}" for c in k8s_cmds),
-            method="kubernetes",
-            ldflags=_kubernetes_ldflags(KUBERNETES_VERSION),
-        ),
+        *[control_plane(minor) for minor in dict.fromkeys(kubernetes)],
     ]
     if with_helm:
         result.append(Component("helm", "helm.sh/helm/v3", HELM_VERSION, ("helm.sh/helm/v3/cmd/helm",)))

@@ -49,6 +49,10 @@ class ClusterHandle:
     cluster_domain: str = "cluster.local"
     # The helm program charts are rendered with (the built one, else one on PATH), or None.
     helm: str | None = None
+    # The API server's version (`v1.35.4`), and the feature gates the local cluster was started with
+    # on top of its defaults ("" elsewhere: an existing cluster's gates are its own business).
+    kubernetes: str = ""
+    feature_gates: str = ""
     close: Callable[[], None] = field(default=lambda: None)
     # node name -> why no container runs there ("" for a real node, or one the account may not read).
     _nodes: dict[str, str] = field(default_factory=dict, repr=False)
@@ -118,9 +122,16 @@ class ClusterHandle:
         failed = [line for line in text.splitlines() if line.startswith("[-]")]
         return f"the API server is not ready: {'; '.join(failed) or status}"
 
+    @property
+    def version_label(self) -> str:
+        """`v1.35.4`, or `v1.35.4 MaxUnavailableStatefulSet=false`: what reports and the table show."""
+        return " ".join(filter(None, [self.kubernetes or "unknown", self.feature_gates]))
+
     def describe(self) -> str:
         dns = self.resolver.address if self.resolver else "none"
+        gates = f" with {self.feature_gates}" if self.feature_gates else ""
         return (
-            f"{self.provider} cluster, context {self.context} ({self.kubeconfig}), DNS {dns}, node-level probes "
+            f"{self.provider} cluster, Kubernetes {self.kubernetes or 'unknown'}{gates}, "
+            f"context {self.context} ({self.kubeconfig}), DNS {dns}, node-level probes "
             f"on real nodes (own container, else ephemeral {self.probe_image}); none on simulated nodes"
         )

@@ -10,24 +10,27 @@ State lives under `<cache>/run/<name>` and is removed by `down`.
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from pytest_stateful.cluster import procs
-from pytest_stateful.cluster.build import KUBERNETES_VERSION, Builder, Component, cache_dir, components
+from pytest_stateful.cluster.build import Builder, Component, cache_dir, components
 from pytest_stateful.cluster.handle import UNREADY_LABEL
 from pytest_stateful.cluster.realnode import GATEWAY, RealNode
 from pytest_stateful.cluster.stages import build_stages
+from pytest_stateful.cluster.versions import DEFAULT_MINOR, PINS, Target, parse_gates, parse_minor
 from pytest_stateful.errors import ClusterError, RealNodeError
 
 Log = Callable[[str], None]
@@ -44,6 +47,10 @@ NODE_LEASE_SECONDS = 12
 NODE_MONITOR_PERIOD_MS = 2000
 NODE_MONITOR_GRACE_MS = 20000
 DEFAULT_TOLERATION_SECONDS = 30
+# Clusters of other versions (and feature gates) take the first free pair from these bases up, so that
+# several run side by side: 1.35 on 16535 and 10135, a second set of gates for it on 16635 and 10235.
+VERSION_API_PORT_BASE = 16500
+VERSION_DNS_PORT_BASE = 10100
 
 
 @dataclass(frozen=True)
@@ -63,6 +70,13 @@ class LocalClusterConfig:
     node_memory: str = "256Gi"
     node_pods: int = 110
     node_ephemeral_storage: str = "100Gi"
+    # The pinned minor it runs (cluster/versions.py) and the feature gates set on top of the defaults.
+    kubernetes: str = DEFAULT_MINOR
+    feature_gates: str = ""
+
+    @property
+    def target(self) -> Target:
+        return Target(self.kubernetes, parse_gates(self.feature_gates, "feature_gates"))
 
     @staticmethod
     def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -107,20 +121,38 @@ class LocalClusterConfig:
             default=d.node_ephemeral_storage,
             help=f"ephemeral-storage a simulated node advertises ({d.node_ephemeral_storage})",
         )
+        add_target_arguments(parser)
 
     @classmethod
-    def for_node(cls, node: str) -> LocalClusterConfig:
-        """The default settings of the simulated-node cluster or of the real-node one."""
+    def for_node(cls, node: str, target: Target | None = None) -> LocalClusterConfig:
+        """The default settings of the simulated-node cluster or of the real-node one, at a version.
+
+        Another version is another cluster, named after it, whose ports are chosen when it starts.
+        The real node's kubelet is built at the default version only.
+        """
+        target = target or Target()
         if node == "real":
+            if not target.is_default:
+                raise ClusterError(
+                    f"the real node runs Kubernetes {DEFAULT_MINOR} only (its kubelet is built at "
+                    f"{PINS[DEFAULT_MINOR]}): other versions run with simulated nodes (leave out --node real)"
+                )
             return cls(name=REAL_NAME, node="real", nodes=0, api_port=16444, dns_port=10054)
-        return cls()
+        if target.is_default:
+            return cls()
+        return cls(
+            name=target.cluster_name(DEFAULT_NAME),
+            api_port=0,
+            dns_port=0,
+            kubernetes=target.minor,
+            feature_gates=target.gates_text,
+        )
 
     @classmethod
     def from_arguments(cls, args: argparse.Namespace) -> LocalClusterConfig:
-        base = cls.for_node(args.node)
-        return cls(
-            name=base.name,
-            node=args.node,
+        base = cls.for_node(args.node, target_of(args))
+        return replace(
+            base,
             nodes=args.nodes if args.nodes is not None else base.nodes,
             api_port=args.api_port or base.api_port,
             dns_port=args.dns_port or base.dns_port,
@@ -170,26 +202,41 @@ class LocalCluster:
         return self.run_dir / "coredns.pid"
 
     @classmethod
-    def current(cls, node: str = "simulated", root: Path | None = None) -> LocalCluster:
+    def current(cls, node: str = "simulated", target: Target | None = None, root: Path | None = None) -> LocalCluster:
         """The cluster as `up` left it (its settings are saved beside its state)."""
         root = root or cache_dir()
-        default = LocalClusterConfig.for_node(node)
-        saved = root / "run" / default.name / "config.json"
-        if saved.is_file():
-            raw = json.loads(saved.read_text())
-            known = {f.name for f in fields(LocalClusterConfig)}
-            return cls(LocalClusterConfig(**{k: v for k, v in raw.items() if k in known}), root)
-        return cls(default, root)
+        default = LocalClusterConfig.for_node(node, target)
+        saved = cls._saved(root / "run" / default.name)
+        return cls(saved or default, root)
+
+    @classmethod
+    def started(cls, root: Path | None = None) -> list[LocalCluster]:
+        """Every local cluster that has state on this machine (up, or left degraded), by name."""
+        root = root or cache_dir()
+        found = [cls._saved(d) for d in sorted((root / "run").glob("*")) if d.is_dir()]
+        return [cls(config, root) for config in found if config is not None]
+
+    @staticmethod
+    def _saved(run_dir: Path) -> LocalClusterConfig | None:
+        saved = run_dir / "config.json"
+        if not saved.is_file():
+            return None
+        raw = json.loads(saved.read_text())
+        known = {f.name for f in fields(LocalClusterConfig)}
+        return LocalClusterConfig(**{k: v for k, v in raw.items() if k in known})
 
     @property
     def real(self) -> bool:
         return self.config.node == "real"
 
     def _components(self) -> list[Component]:
-        return components(with_kubelet=self.real)
+        return components(with_kubelet=self.real, kubernetes=(self.config.kubernetes,))
 
     def _bin(self, binary: str) -> Path:
-        comp = next(c for c in components(with_kubelet=True) if binary in c.binaries)
+        # The kubelet is asked of any cluster (RealNode's paths); it exists only at the default version.
+        comp = next(
+            c for c in components(with_kubelet=True, kubernetes=(self.config.kubernetes,)) if binary in c.binaries
+        )
         return comp.bin_dir(self.root) / binary
 
     def binaries(self) -> dict[str, Path]:
@@ -200,8 +247,16 @@ class LocalCluster:
         missing = [str(p) for p in paths.values() if not p.is_file()]
         if missing or not all(builder.is_built(c) for c in wanted):
             build = "pytest-stateful cluster build" + (" --kubelet" if self.real else "")
+            if self.config.kubernetes != DEFAULT_MINOR:
+                build += f" --kubernetes {self.config.kubernetes}"
             raise ClusterError(f"{missing[0] if missing else 'a component'} is not built: run `{build}` first")
         return paths
+
+    @property
+    def version_text(self) -> str:
+        """`Kubernetes v1.35.4`, with the feature gates the user set (the defaults go unsaid)."""
+        gates = self.config.target.gates_text
+        return f"Kubernetes {self.config.target.version}" + (f" with {gates}" if gates else "")
 
     @property
     def node(self) -> RealNode:
@@ -243,11 +298,14 @@ class LocalCluster:
             what = f"degraded (not running: {', '.join(dead)})" if dead else "not answering"
             log(f"[cluster] {self.config.name} is {what}: removing it and starting it again")
             self.down(log=lambda _line: None)
+        if not self.config.api_port or not self.config.dns_port:
+            self.config = self._choose_ports()
         for port, flag in ((self.config.api_port, "--api-port"), (self.config.dns_port, "--dns-port")):
             if not _port_free(port):
                 raise ClusterError(
                     f"port {port} on 127.0.0.1 is already in use: stop what holds it or choose another with {flag}"
                 )
+        self._check_gates(binaries)
         try:
             self.run_dir.mkdir(parents=True)
             (self.run_dir / "config.json").write_text(json.dumps(asdict(self.config), indent=2) + "\n")
@@ -266,7 +324,45 @@ class LocalCluster:
         except BaseException:
             self.down(log=lambda _line: None)
             raise
-        log(f"[cluster] {self.config.name} is up in {time.monotonic() - started:.1f}s")
+        log(f"[cluster] {self.config.name} ({self.version_text}) is up in {time.monotonic() - started:.1f}s")
+
+    def _check_gates(self, binaries: dict[str, Path]) -> None:
+        """A gate the version does not know (or a typo) stops its API server from starting, and kwokctl
+        then waits minutes in silence: refuse it first, with the gates each component lists in --help."""
+        wanted = [name for name, _ in self.config.target.gates]
+        if not wanted:
+            return
+        for component in ("kube-apiserver", "kube-controller-manager", "kube-scheduler"):
+            proc = subprocess.run([str(binaries[component]), "--help"], capture_output=True, text=True, timeout=60)
+            known = set(re.findall(r"^\s+(?:kube:)?([A-Z][A-Za-z0-9]+)=true\|false", proc.stdout + proc.stderr, re.M))
+            unknown = [name for name in wanted if name not in known]
+            if unknown:
+                near = difflib.get_close_matches(unknown[0], known, n=1)
+                hint = f" (did you mean {near[0]}?)" if near else ""
+                raise ClusterError(
+                    f"--feature-gates: {', '.join(unknown)} is not a feature gate {component} "
+                    f"{self.config.target.version} can set{hint}; `{binaries[component]} --help` lists them"
+                )
+
+    def _choose_ports(self) -> LocalClusterConfig:
+        """The first free API and DNS port pair from this minor's base up, skipping the ports other
+        local clusters saved (a stopped one's ports may be free now, but are still its own)."""
+        claimed = {
+            p for other in LocalCluster.started(self.root) for p in (other.config.api_port, other.config.dns_port)
+        }
+        offset = int(self.config.kubernetes.split(".")[1])
+        for step in range(0, 1000, 100):
+            api, dns = VERSION_API_PORT_BASE + offset + step, VERSION_DNS_PORT_BASE + offset + step
+            if api not in claimed and dns not in claimed and _port_free(api) and _port_free(dns):
+                return replace(
+                    self.config,
+                    api_port=self.config.api_port or api,
+                    dns_port=self.config.dns_port or dns,
+                )
+        raise ClusterError(
+            f"no free port pair for {self.config.name} from {VERSION_API_PORT_BASE + offset} and "
+            f"{VERSION_DNS_PORT_BASE + offset} up: choose them with --api-port and --dns-port"
+        )
 
     def down(self, log: Log = print) -> None:
         """Stop every process of this cluster (waiting until each is gone), then remove its state."""
@@ -299,7 +395,7 @@ class LocalCluster:
             state = "degraded: the API server does not answer (`pytest-stateful cluster up` starts it again)"
         else:
             state = "down"
-        lines = [f"cluster {self.config.name}: {state}"]
+        lines = [f"cluster {self.config.name} ({self.version_text}): {state}"]
         for pidfile in self._pidfiles():
             if pidfile.exists():
                 pid = pidfile.read_text().strip()
@@ -321,18 +417,29 @@ class LocalCluster:
         env = dict(
             os.environ,
             KWOK_WORKDIR=str(self.kwok_workdir),
-            KWOK_KUBE_VERSION=KUBERNETES_VERSION,
+            KWOK_KUBE_VERSION=self.config.target.version,
             # kwokctl looks kubectl up on PATH before it would download one: find ours first.
             PATH=f"{kube_bin}{os.pathsep}{os.environ.get('PATH', '')}",
         )
-        proc = subprocess.run(
-            [str(kwokctl), "--name", self.config.name, *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
-        )
+        try:
+            proc = subprocess.run(
+                [str(kwokctl), "--name", self.config.name, *args],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                stdin=subprocess.DEVNULL,
+            )
+        except subprocess.TimeoutExpired:
+            dead = self.not_running()
+            logs = {name: self.cluster_dir / "logs" / f"{name}.log" for name in dead}
+            said = "; ".join(
+                f"{n}: {_last_line(p.read_text(errors='replace'))}" for n, p in logs.items() if p.is_file()
+            )
+            raise ClusterError(
+                f"kwokctl {' '.join(args[:2])} did not finish in {timeout:.0f}s"
+                + (f"; exited: {said or ', '.join(dead)}" if dead else "")
+            ) from None
         if check and proc.returncode != 0:
             raise ClusterError(f"kwokctl {' '.join(args[:2])} failed: {_last_line(proc.stderr + proc.stdout)}")
         return proc
@@ -394,7 +501,7 @@ class LocalCluster:
             "options": {
                 "runtime": "binary",
                 "bindAddress": "127.0.0.1",
-                "kubeVersion": KUBERNETES_VERSION,
+                "kubeVersion": self.config.target.version,
                 "kubeApiserverBinary": str(binaries["kube-apiserver"]),
                 "kubeControllerManagerBinary": str(binaries["kube-controller-manager"]),
                 "kubeSchedulerBinary": str(binaries["kube-scheduler"]),
@@ -402,8 +509,10 @@ class LocalCluster:
                 "kwokControllerBinary": str(binaries["kwok"]),
                 "etcdBinary": str(binaries["etcd"]),
                 "kubeApiserverPort": self.config.api_port,
-                # Lets a test show a rollout that replaces several pods at once (maxUnavailable > 1).
-                "kubeFeatureGates": "MaxUnavailableStatefulSet=true",
+                # cluster/versions.py: DEFAULT_GATES, then the gates of --feature-gates.
+                "kubeFeatureGates": ",".join(
+                    f"{name}={str(on).lower()}" for name, on in self.config.target.feature_gates.items()
+                ),
                 # kwokctl multiplies every heartbeat setting by 5 unless told otherwise.
                 "heartbeatFactor": 1,
                 "nodeLeaseDurationSeconds": NODE_LEASE_SECONDS,
@@ -584,3 +693,25 @@ def _port_free(port: int) -> bool:
 def _last_line(text: str) -> str:
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     return lines[-1] if lines else "no output"
+
+
+def add_target_arguments(parser: argparse.ArgumentParser) -> None:
+    """--kubernetes and --feature-gates: which local cluster a verb starts, stops or describes."""
+    parser.add_argument(
+        "--kubernetes",
+        default=None,
+        metavar="MINOR",
+        help=f"Kubernetes minor of the cluster: {', '.join(PINS)} (default {DEFAULT_MINOR}); each version and set "
+        "of feature gates is a cluster of its own, side by side with the others",
+    )
+    parser.add_argument(
+        "--feature-gates",
+        default="",
+        metavar="NAME=BOOL,...",
+        help="feature gates set on top of the defaults (MaxUnavailableStatefulSet=true), for every component",
+    )
+
+
+def target_of(args: argparse.Namespace) -> Target:
+    minor = parse_minor(args.kubernetes, "--kubernetes") if args.kubernetes else DEFAULT_MINOR
+    return Target(minor, parse_gates(args.feature_gates or "", "--feature-gates"))

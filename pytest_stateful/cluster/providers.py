@@ -27,8 +27,9 @@ from pytest_stateful.cluster.failures import NodeFailer
 from pytest_stateful.cluster.handle import PROVIDERS, ClusterHandle
 from pytest_stateful.cluster.images import REPOSITORY as TOOLS_IMAGE
 from pytest_stateful.cluster.local import LocalCluster
+from pytest_stateful.cluster.versions import Target
 from pytest_stateful.dns import DirectResolver, PortForwardResolver, Resolver
-from pytest_stateful.errors import ClusterError, Forbidden, ProviderUnavailable
+from pytest_stateful.errors import ClusterError, Forbidden, ProviderUnavailable, StatefulError
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,8 @@ class ProviderOptions:
     node: str = "simulated"  # local provider: "real" adds a kubelet (node-level evidence)
     # The ephemeral probe container's image; None: the provider's default.
     probe_image: str | None = None
+    # local provider: the Kubernetes version and feature gates (one cluster each); None: the default.
+    kubernetes: Target | None = None
 
 
 def connect(opts: ProviderOptions, log: Callable[[str], None] = print) -> ClusterHandle:
@@ -52,6 +55,7 @@ def connect(opts: ProviderOptions, log: Callable[[str], None] = print) -> Cluste
     else:
         raise ClusterError(f"unknown cluster provider {opts.provider!r}; choose one of {', '.join(PROVIDERS)}")
     handle.helm = helm_binary()
+    handle.kubernetes = handle.kubernetes or server_version(handle.api)
     if opts.probe_image:
         handle.probe_image = opts.probe_image
     return handle
@@ -63,6 +67,15 @@ def helm_binary() -> str | None:
     if built.is_file():
         return str(built)
     return shutil.which("helm")
+
+
+def server_version(api: client.ApiClient) -> str:
+    """The API server's gitVersion (`v1.35.4`), or "unknown" when it does not say."""
+    try:
+        info = call("read the API server's version", client.VersionApi(api).get_code, retry=True)
+    except StatefulError:
+        return "unknown"
+    return str(info.git_version or "unknown")
 
 
 @contextmanager
@@ -88,9 +101,9 @@ def _api(kubeconfig: Path, context: str) -> client.ApiClient:
 
 
 def _local(opts: ProviderOptions, log: Callable[[str], None]) -> ClusterHandle:
-    cluster = LocalCluster.current(opts.node)
+    cluster = LocalCluster.current(opts.node, opts.kubernetes)
     with _lock(cluster.config.name):
-        cluster = LocalCluster.current(opts.node)
+        cluster = LocalCluster.current(opts.node, opts.kubernetes)
         if not cluster.is_up():
             cluster.up(log=log)
     api = _api(cluster.kubeconfig, cluster.context)
@@ -110,6 +123,8 @@ def _local(opts: ProviderOptions, log: Callable[[str], None]) -> ClusterHandle:
         drains_nodes=True,
         nodes=nodes,
         close=api.close,
+        kubernetes=cluster.config.target.version,
+        feature_gates=cluster.config.target.gates_text,
     )
 
 

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from pytest_stateful.plugin.fixtures import stateful, stateful_cluster, stateful_namespace
+from pytest_stateful.plugin.fixtures import stateful, stateful_cluster, stateful_kubernetes, stateful_namespace
 from pytest_stateful.plugin.items import StatefulFile, run_marker_spec
 from pytest_stateful.plugin.progress import say
 from pytest_stateful.plugin.run import (
-    close_cluster,
+    KUBERNETES_FIXTURE,
+    close_clusters,
     collect_verdicts,
     handles_of,
     note_verdicts,
@@ -21,13 +22,14 @@ from pytest_stateful.plugin.run import (
     restore_sigterm,
     stop_on_sigterm,
     verdicts_key,
+    versions_key,
     wrote_reports_key,
 )
 from pytest_stateful.plugin.settings import Settings, add_options
 from pytest_stateful.report import guarantee_table
 from pytest_stateful.workload.session import delete_leftover_namespaces
 
-__all__ = ["stateful", "stateful_cluster", "stateful_namespace"]
+__all__ = ["stateful", "stateful_cluster", "stateful_kubernetes", "stateful_namespace"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -67,6 +69,16 @@ def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> StatefulFi
     return None
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """--stateful-kubernetes: every stateful Python test once per version, the version in its id."""
+    targets = Settings.of(metafunc.config).kubernetes
+    stateful = (
+        "stateful_cluster" in metafunc.fixturenames or metafunc.definition.get_closest_marker("stateful") is not None
+    )
+    if targets and stateful:
+        metafunc.parametrize(KUBERNETES_FIXTURE, targets, indirect=True, ids=[t.id for t in targets], scope="session")
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     """`@pytest.mark.stateful(...)`: run the spec first, in its own namespace; then the test body."""
@@ -79,6 +91,8 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
 def pytest_report_header(config: pytest.Config) -> str:
     s = Settings.of(config)
     extra = f" context {s.context}" if s.provider == "existing" else ""
+    if s.kubernetes:
+        extra += f", Kubernetes {'; '.join(t.label for t in s.kubernetes)} (a local cluster each)"
     return f"stateful: cluster provider {s.provider}{extra}, step timeout {s.timeout:.0f} s"
 
 
@@ -103,7 +117,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
     rows = config.stash.get(verdicts_key, {})
     if rows and config.get_verbosity() >= -1:
         terminalreporter.section("stateful guarantees")
-        for line in guarantee_table(rows):
+        for line in guarantee_table(rows, config.stash.get(versions_key, {})):
             terminalreporter.write_line(line)
     directory = Settings.of(config).report_dir
     if directory and config.stash.get(wrote_reports_key, False):
@@ -118,7 +132,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if left:
         say(config, f"[stateful] could not delete {', '.join(left)}: the next session deletes them")
     restore_sigterm(config)
-    close_cluster(config)
+    close_clusters(config)
     table = config.pluginmanager.get_plugin(_TABLE)
     if table is not None:
         config.pluginmanager.unregister(table)

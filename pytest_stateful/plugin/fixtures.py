@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from pytest_stateful.cluster.handle import ClusterHandle
+from pytest_stateful.cluster.versions import Target
 from pytest_stateful.plugin.progress import LiveProgress
 from pytest_stateful.plugin.run import cluster_for, failed, fresh_namespace, handles_key, recording_key
 from pytest_stateful.plugin.settings import Settings
@@ -47,10 +48,22 @@ class StatefulFactory:
         return self._recording.chart(chart, statefulset, timeout, settle)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def stateful_kubernetes(request: pytest.FixtureRequest) -> Target | None:
+    """The Kubernetes version and feature gates this test runs against under --stateful-kubernetes
+    (the plugin parametrizes every stateful test with it); None without a matrix.
+
+    Autouse, so that a test that only carries @pytest.mark.stateful can be parametrized too; it
+    does nothing for any other test."""
+    target: Target | None = getattr(request, "param", None)
+    return target
+
+
 @pytest.fixture(scope="session")
-def stateful_cluster(pytestconfig: pytest.Config) -> ClusterHandle:
-    """The cluster of this session, from the provider chosen with --stateful-cluster."""
-    return cluster_for(pytestconfig)
+def stateful_cluster(pytestconfig: pytest.Config, stateful_kubernetes: Target | None) -> ClusterHandle:
+    """The cluster of this session, from the provider chosen with --stateful-cluster (under
+    --stateful-kubernetes, the local cluster of this test's version)."""
+    return cluster_for(pytestconfig, stateful_kubernetes)
 
 
 @pytest.fixture

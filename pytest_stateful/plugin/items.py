@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from _pytest._code.code import TerminalRepr
 
+from pytest_stateful.cluster.versions import Target
 from pytest_stateful.errors import ExpectFailed, InfrastructureError, SpecError, StatefulError, StepFailed
-from pytest_stateful.plugin.run import run_spec_in_fresh_namespace, spec_run_key
+from pytest_stateful.plugin.run import KUBERNETES_FIXTURE, run_spec_in_fresh_namespace, spec_run_key
 from pytest_stateful.plugin.settings import Settings
 from pytest_stateful.spec.loader import Spec, load_file, spec_from_mapping
 from pytest_stateful.spec.runner import SpecRun
@@ -19,11 +20,16 @@ from pytest_stateful.spec.runner import SpecRun
 
 class StatefulFile(pytest.File):
     def collect(self) -> Iterator[StatefulItem]:
+        # Under --stateful-kubernetes, each document once per version, the version in its id as a
+        # parametrized test has it: `name[k8s-1.35]`.
+        targets: tuple[Target | None, ...] = Settings.of(self.config).kubernetes or (None,)
         for spec in load_file(self.path):
-            item = StatefulItem.from_parent(self, name=spec.name, spec=spec)
-            for mark in spec.marks:
-                item.add_marker(mark)
-            yield item
+            for target in targets:
+                name = f"{spec.name}[{target.id}]" if target else spec.name
+                item = StatefulItem.from_parent(self, name=name, spec=spec, target=target)
+                for mark in spec.marks:
+                    item.add_marker(mark)
+                yield item
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> str | TerminalRepr:  # type: ignore[override]
         if isinstance(excinfo.value, SpecError) and not Settings.of(self.config).traceback:
@@ -34,13 +40,14 @@ class StatefulFile(pytest.File):
 class StatefulItem(pytest.Item):
     """One spec document, run in its own namespace with the session's cluster."""
 
-    def __init__(self, *, spec: Spec, **kwargs: Any) -> None:
+    def __init__(self, *, spec: Spec, target: Target | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.spec = spec
+        self.target = target
         self.run = self.stash[spec_run_key] = SpecRun(spec)
 
     def runtest(self) -> None:
-        run_spec_in_fresh_namespace(self.config, self.name, self.run)
+        run_spec_in_fresh_namespace(self.config, self.name, self.run, self.target)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str | TerminalRepr:
         if Settings.of(self.config).traceback or not isinstance(excinfo.value, StatefulError):
@@ -96,8 +103,10 @@ def run_marker_spec(item: pytest.Function, marker: pytest.Mark) -> None:
     if failure is not None:
         pytest.fail(failure, pytrace=False)
     run = item.stash[spec_run_key] = SpecRun(spec)
+    callspec = getattr(item, "callspec", None)
+    target = callspec.params.get(KUBERNETES_FIXTURE) if callspec is not None else None
     try:
-        run_spec_in_fresh_namespace(item.config, item.name, run)
+        run_spec_in_fresh_namespace(item.config, item.name, run, target)
     except StatefulError as exc:
         if Settings.of(item.config).traceback:
             raise

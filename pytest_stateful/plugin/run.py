@@ -14,6 +14,7 @@ import pytest
 
 from pytest_stateful.checks import Verdict
 from pytest_stateful.cluster.providers import ClusterHandle, ProviderOptions, connect
+from pytest_stateful.cluster.versions import Target
 from pytest_stateful.errors import ClusterError, ProviderUnavailable, StatefulError
 from pytest_stateful.plugin.progress import LiveProgress, say
 from pytest_stateful.plugin.settings import Settings
@@ -35,8 +36,10 @@ handles_key = pytest.StashKey[list[StatefulSetHandle]]()
 recording_key = pytest.StashKey[Recording]()
 spec_run_key = pytest.StashKey[SpecRun]()
 reports_key = pytest.StashKey[dict[str, pytest.TestReport]]()
-# Per session: the verdicts by test for the table; whether any report file was written.
+# Per session: the verdicts by test for the table, and the Kubernetes each test ran on; whether any
+# report file was written.
 verdicts_key = pytest.StashKey[dict[str, dict[str, Verdict]]]()
+versions_key = pytest.StashKey[dict[str, str]]()
 wrote_reports_key = pytest.StashKey[bool]()
 
 
@@ -47,19 +50,23 @@ class _Unusable:
         self.skip, self.reason = skip, reason
 
 
-_cluster_key = pytest.StashKey[ClusterHandle | _Unusable]()
+# The session fixture that carries a test's Kubernetes target (parametrized by --stateful-kubernetes).
+KUBERNETES_FIXTURE = "stateful_kubernetes"
+_clusters_key = pytest.StashKey[dict[Target | None, ClusterHandle | _Unusable]]()
 
 
-def cluster_for(config: pytest.Config) -> ClusterHandle:
-    """The session's one cluster handle, connected on first use; YAML items and fixtures share it.
+def cluster_for(config: pytest.Config, target: Target | None = None) -> ClusterHandle:
+    """The session's cluster handle (one per Kubernetes version and feature gates under
+    --stateful-kubernetes), connected on first use; YAML items and fixtures share it.
 
     A provider that cannot run here skips every test that needs it; a provider that fails
     fails them, each with the same one-line reason, without retrying.
     """
-    cached = config.stash.get(_cluster_key, None)
+    clusters = config.stash.setdefault(_clusters_key, {})
+    cached = clusters.get(target)
     if cached is None:
         s = Settings.of(config)
-        opts = ProviderOptions(s.provider, s.kubeconfig, s.context, s.dns, s.node, s.probe_image)
+        opts = ProviderOptions(s.provider, s.kubeconfig, s.context, s.dns, s.node, s.probe_image, target)
 
         def log(line: str) -> None:
             if config.get_verbosity() >= 0:
@@ -71,7 +78,7 @@ def cluster_for(config: pytest.Config) -> ClusterHandle:
             cached = _Unusable(True, str(exc))
         except ClusterError as exc:
             cached = _Unusable(False, f"pytest-stateful: {exc}")
-        config.stash[_cluster_key] = cached
+        clusters[target] = cached
         if isinstance(cached, ClusterHandle):
             sweep_leftovers(config, cached)
     if isinstance(cached, _Unusable):
@@ -122,10 +129,10 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 _sigterm_key = pytest.StashKey["signal._HANDLER"]()
 
 
-def close_cluster(config: pytest.Config) -> None:
-    cached = config.stash.get(_cluster_key, None)
-    if isinstance(cached, ClusterHandle):
-        cached.close()
+def close_clusters(config: pytest.Config) -> None:
+    for cached in config.stash.get(_clusters_key, {}).values():
+        if isinstance(cached, ClusterHandle):
+            cached.close()
 
 
 @contextmanager
@@ -174,10 +181,11 @@ def shared_namespace(config: pytest.Config, cluster: ClusterHandle, name: str, t
             say(config, f"\n[stateful] {test}: could not delete from namespace {name}: {', '.join(left)}")
 
 
-def run_spec_in_fresh_namespace(config: pytest.Config, test: str, run: SpecRun) -> None:
-    """What a YAML document and the marker share: a namespace of its own, the spec run in it."""
+def run_spec_in_fresh_namespace(config: pytest.Config, test: str, run: SpecRun, target: Target | None) -> None:
+    """What a YAML document and the marker share: a namespace of its own, the spec run in it, on the
+    cluster of `target` (a Kubernetes version of --stateful-kubernetes; None: the only one)."""
     s = Settings.of(config)
-    cluster = cluster_for(config)
+    cluster = cluster_for(config, target)
     with (
         fresh_namespace(config, cluster, test, existing=run.spec.namespace) as namespace,
         LiveProgress(config) as progress,
@@ -211,6 +219,7 @@ def collect_verdicts(item: pytest.Item) -> None:
     verdicts: dict[str, Verdict] = {}
     for handle in handles:
         verdicts.update(handle.verdicts)
+    item.user_properties.append(("stateful.kubernetes", handles[-1].cluster.version_label))
     for guarantee, verdict in verdicts.items():
         item.user_properties.append((f"stateful.{guarantee}", verdict.status))
         item.user_properties.append((f"stateful.{guarantee}.fidelity", verdict.fidelity))
@@ -223,7 +232,13 @@ def collect_verdicts(item: pytest.Item) -> None:
     if directory:
         handle = handles[-1]
         outcome = "failed" if failed(item) else "passed"
-        subject = {"statefulset": handle.name, "namespace": handle.namespace, "cluster": handle.cluster.describe()}
+        subject = {
+            "statefulset": handle.name,
+            "namespace": handle.namespace,
+            "cluster": handle.cluster.describe(),
+            "kubernetes": handle.cluster.kubernetes,
+            "feature_gates": handle.cluster.feature_gates,
+        }
         written = write_reports(
             Path(directory), item.nodeid, outcome, subject, verdicts, handle.timeline, handle.recorder.errors
         )
@@ -235,10 +250,13 @@ def note_verdicts(config: pytest.Config, report: pytest.TestReport) -> None:
     properties, and whether a report file was written."""
     statuses: dict[str, str] = {}
     nodes: dict[str, str] = {}
+    version = ""
     for name, value in report.user_properties:
         key = name.removeprefix("stateful.")
         if name == "stateful.report":
             config.stash[wrote_reports_key] = True
+        elif name == "stateful.kubernetes":
+            version = str(value)
         elif name.startswith("stateful.") and "." not in key:
             statuses[key] = str(value)
         elif name.startswith("stateful.") and key.endswith(".node"):
@@ -248,6 +266,7 @@ def note_verdicts(config: pytest.Config, report: pytest.TestReport) -> None:
     # The table names tests by file and test name; full node ids are in the JUnit and JSON reports.
     file_part, _, test_part = report.nodeid.partition("::")
     label = f"{Path(file_part).name}::{test_part}" if test_part else report.nodeid
+    config.stash.setdefault(versions_key, {})[label] = version
     config.stash.setdefault(verdicts_key, {})[label] = {
         g: Verdict(g, status, "", node=nodes.get(g, "not available"))  # type: ignore[arg-type]
         for g, status in statuses.items()

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pytest
 
 from pytest_stateful.cluster.handle import PROVIDERS
+from pytest_stateful.cluster.versions import PINS, Target, parse_targets
 from pytest_stateful.errors import UsageError
 
 NODES = ("simulated", "real")
@@ -58,6 +59,15 @@ def add_options(parser: pytest.Parser) -> None:
         help="run every test in this existing namespace instead of creating one: only the objects the run "
         "created there are deleted (ini: stateful_namespace)",
     )
+    group.addoption(
+        "--stateful-kubernetes",
+        default=None,
+        metavar="VERSIONS",
+        help=f"run every stateful test once per Kubernetes version, each on a local cluster of its own (started "
+        f"if not running), the version in the test id: pinned minors {', '.join(PINS)}, separated by commas, each "
+        "optionally followed by feature gates: '1.34,1.35,1.35 MaxUnavailableStatefulSet=false' (ini: "
+        "stateful_kubernetes, one per line)",
+    )
     group.addoption("--kubeconfig", default=None, help="kubeconfig file for --stateful-cluster=existing")
     group.addoption("--kube-context", default=None, help="context in --kubeconfig for --stateful-cluster=existing")
     group.addoption(
@@ -101,6 +111,9 @@ def add_options(parser: pytest.Parser) -> None:
         default=["*.stateful.yaml"],
     )
     parser.addini("stateful_timeout", "default timeout of each step in seconds", default="120")
+    parser.addini(
+        "stateful_kubernetes", "Kubernetes versions (and feature gates) to run every stateful test on", default=""
+    )
 
 
 @dataclass(frozen=True)
@@ -118,6 +131,8 @@ class Settings:
     traceback: bool
     report_dir: str | None
     patterns: tuple[str, ...]
+    # --stateful-kubernetes: one local cluster per target; empty: the provider's one cluster.
+    kubernetes: tuple[Target, ...] = ()
 
     @classmethod
     def of(cls, config: pytest.Config) -> Settings:
@@ -147,6 +162,7 @@ class Settings:
         node = str(option("stateful_node") or ini("stateful_node"))
         if node not in NODES:
             raise pytest.UsageError(f"ini option stateful_node={node!r}: choose simulated or real")
+        kubernetes = _targets(str(option("stateful_kubernetes") or ""), ini("stateful_kubernetes"), provider, node)
         return cls(
             provider=provider,
             node=node,
@@ -161,7 +177,31 @@ class Settings:
             traceback=bool(option("stateful_traceback")),
             report_dir=str(option("stateful_report_dir") or ini("stateful_report_dir")) or None,
             patterns=tuple(config.getini("stateful_patterns")),
+            kubernetes=kubernetes,
         )
+
+
+def _targets(given: str, ini: str, provider: str, node: str) -> tuple[Target, ...]:
+    """The version matrix, checked against what can run it: local clusters of simulated nodes."""
+    where = "--stateful-kubernetes" if given else "ini option stateful_kubernetes"
+    text = given or ini
+    if not text.strip():
+        return ()
+    try:
+        targets = parse_targets(text, where)
+    except UsageError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    if provider != "local":
+        raise pytest.UsageError(
+            f"{where} starts a local cluster per version, and the cluster provider is {provider}: run once per "
+            "cluster of each version instead (the report and JUnit properties name the API server's version)"
+        )
+    if node == "real" and any(not t.is_default for t in targets):
+        raise pytest.UsageError(
+            f"{where}: the real node runs the default Kubernetes only; other versions run with simulated nodes "
+            "(leave out --stateful-node real)"
+        )
+    return targets
 
 
 def _text(value: object) -> str | None:

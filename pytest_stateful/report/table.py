@@ -20,6 +20,12 @@ HEADERS = {
 }
 
 
+def _matrix_order(test: str) -> tuple[str, str]:
+    """Rows of one test on each version next to each other: by the id without its `[k8s-...]` part."""
+    base, _, param = test.partition("[k8s-")
+    return base, param
+
+
 def cell(verdict: Verdict | None) -> str:
     if verdict is None:
         return "-"
@@ -29,14 +35,18 @@ def cell(verdict: Verdict | None) -> str:
     return {"failed": "FAILED", "incomplete": "incomplete", "not exercised": "not-exercised"}[verdict.status]
 
 
-def guarantee_table(rows: Mapping[str, Mapping[str, Verdict]]) -> list[str]:
-    """Aligned lines; `rows` maps a test id to its verdicts by guarantee."""
+def guarantee_table(rows: Mapping[str, Mapping[str, Verdict]], versions: Mapping[str, str] | None = None) -> list[str]:
+    """Aligned lines; `rows` maps a test id to its verdicts by guarantee, `versions` to the Kubernetes
+    it ran on (a column only when tests ran on more than one: a version matrix)."""
     if not rows:
         return []
+    versions = versions or {}
+    by_version = len({versions.get(test, "") for test in rows}) > 1
     columns = [g for g in GUARANTEES if any(g in v for v in rows.values())]
-    table = [["test", *[HEADERS[g] for g in columns]]]
-    for test, verdicts in rows.items():
-        table.append([test, *[cell(verdicts.get(g)) for g in columns]])
+    table = [["test", *(["kubernetes"] if by_version else []), *[HEADERS[g] for g in columns]]]
+    for test, verdicts in sorted(rows.items(), key=lambda row: _matrix_order(row[0])) if by_version else rows.items():
+        version = [versions.get(test) or "unknown"] if by_version else []
+        table.append([test, *version, *[cell(verdicts.get(g)) for g in columns]])
     lines = aligned(table)
     node = {v.node for verdicts in rows.values() for v in verdicts.values()}
     if node == {"not available"}:

@@ -88,7 +88,7 @@ def test_up_with_a_binary_missing_fails_in_one_line(tmp_path: Path) -> None:
 def test_status_and_env_of_a_cluster_that_is_down(tmp_path: Path) -> None:
     env = {"PYTEST_STATEFUL_CACHE": str(tmp_path), "PATH": "/usr/bin:/bin"}
     status = _cli("cluster", "status", env=env)
-    assert (status.returncode, status.stdout) == (3, "cluster pytest-stateful: down\n")
+    assert (status.returncode, status.stdout) == (3, "cluster pytest-stateful (Kubernetes v1.34.4): down\n")
     result = _cli("cluster", "env", env=env)
     assert result.returncode == 1
     assert "not running: start it with `pytest-stateful cluster up`" in result.stderr
