@@ -73,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     clean.add_argument(
         "--node", choices=("simulated", "real"), default="simulated", help="which local cluster (default simulated)"
     )
+    add_target_arguments(clean)
     return parser
 
 
@@ -84,9 +85,11 @@ def _clean(args: argparse.Namespace) -> int:
         if not path.is_file():
             raise ClusterError(f"--kubeconfig {path}: no such file")
     else:
-        local = LocalCluster.current(args.node)
+        local = LocalCluster.current(args.node, target_of(args))
         if not local.is_up():
             flag = " --node real" if args.node == "real" else ""
+            flag += f" --kubernetes {args.kubernetes}" if args.kubernetes else ""
+            flag += f" --feature-gates {args.feature_gates}" if args.feature_gates else ""
             raise ClusterError(
                 f"the local cluster is not running (`pytest-stateful cluster up{flag}`): nothing to clean"
             )

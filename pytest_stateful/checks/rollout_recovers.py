@@ -194,9 +194,11 @@ def _why(
             "never replaced by the fix either (kubernetes/kubernetes#67250)"
         )
     return (
-        f"podManagementPolicy Parallel with maxUnavailable {budget}: the controller (with the "
-        "MaxUnavailableStatefulSet rolling update) replaces pods only while fewer than maxUnavailable are "
-        f"unavailable, and {broken} pod(s) of the broken revision use that budget up (kubernetes/kubernetes#137409)"
+        f"podManagementPolicy Parallel with maxUnavailable {budget}: with the feature gate MaxUnavailableStatefulSet "
+        "on (the local clusters' default; upstream's in 1.35.0-1.35.3) the controller replaces pods only while fewer "
+        f"than maxUnavailable are unavailable, and {broken} pod(s) of the broken revision use that budget up "
+        "(kubernetes/kubernetes#137409); with the gate off it replaces the highest pod not on the update revision, "
+        "broken or not"
     )
 
 
