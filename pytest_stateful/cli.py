@@ -138,8 +138,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             # Every cluster with state here: both node kinds, every version and set of gates.
             clusters = LocalCluster.started() or [LocalCluster.current()]
         if args.verb == "down":
+            failed = []
             for cluster in clusters:
-                cluster.down(log=_log)
+                # One cluster that cannot be stopped must not leave the others running.
+                try:
+                    cluster.down(log=_log)
+                except ClusterError as exc:
+                    failed.append(f"{cluster.config.name}: {exc}")
+            if failed:
+                raise ClusterError("could not stop " + "; ".join(failed))
             return 0
         if args.verb == "status":
             print("".join(c.status_text() for c in clusters), end="")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import fcntl
 import json
 import os
 import re
@@ -18,7 +19,8 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,7 @@ from typing import Any
 import yaml
 
 from pytest_stateful.cluster import procs
-from pytest_stateful.cluster.build import Builder, Component, cache_dir, components
+from pytest_stateful.cluster.build import Builder, Component, cache_dir, components, control_plane
 from pytest_stateful.cluster.handle import UNREADY_LABEL
 from pytest_stateful.cluster.realnode import GATEWAY, RealNode
 from pytest_stateful.cluster.stages import build_stages
@@ -132,11 +134,13 @@ class LocalClusterConfig:
         """
         target = target or Target()
         if node == "real":
-            if not target.is_default:
+            if target.minor != DEFAULT_MINOR:
                 raise ClusterError(
                     f"the real node runs Kubernetes {DEFAULT_MINOR} only (its kubelet is built at "
                     f"{PINS[DEFAULT_MINOR]}): other versions run with simulated nodes (leave out --node real)"
                 )
+            if target.gates:
+                raise ClusterError("the real node takes no feature gates: leave out --feature-gates or --node real")
             return cls(name=REAL_NAME, node="real", nodes=0, api_port=16444, dns_port=10054)
         if target.is_default:
             return cls()
@@ -234,9 +238,17 @@ class LocalCluster:
 
     def _bin(self, binary: str) -> Path:
         # The kubelet is asked of any cluster (RealNode's paths); it exists only at the default version.
-        comp = next(
-            c for c in components(with_kubelet=True, kubernetes=(self.config.kubernetes,)) if binary in c.binaries
-        )
+        # kwokctl and the others do not depend on the version: a cluster whose minor is no longer pinned
+        # can still be stopped.
+        shared = components(with_kubelet=True, kubernetes=())
+        comp = next((c for c in shared if binary in c.binaries), None)
+        if comp is None:
+            if self.config.kubernetes not in PINS:
+                raise ClusterError(
+                    f"{self.config.name} runs Kubernetes {self.config.kubernetes}, which is no longer pinned "
+                    f"({', '.join(PINS)} are): stop it with `pytest-stateful cluster down`"
+                )
+            comp = control_plane(self.config.kubernetes)
         return comp.bin_dir(self.root) / binary
 
     def binaries(self) -> dict[str, Path]:
@@ -298,17 +310,19 @@ class LocalCluster:
             what = f"degraded (not running: {', '.join(dead)})" if dead else "not answering"
             log(f"[cluster] {self.config.name} is {what}: removing it and starting it again")
             self.down(log=lambda _line: None)
-        if not self.config.api_port or not self.config.dns_port:
-            self.config = self._choose_ports()
-        for port, flag in ((self.config.api_port, "--api-port"), (self.config.dns_port, "--dns-port")):
-            if not _port_free(port):
-                raise ClusterError(
-                    f"port {port} on 127.0.0.1 is already in use: stop what holds it or choose another with {flag}"
-                )
         self._check_gates(binaries)
+        with _ports_lock(self.root):
+            # Chosen and claimed (config.json) under one machine-wide lock: two versions starting at once
+            # (xdist workers, two sessions) must not pick the same pair.
+            if not self.config.api_port or not self.config.dns_port:
+                self.config = self._choose_ports()
+            for port, flag in ((self.config.api_port, "--api-port"), (self.config.dns_port, "--dns-port")):
+                if not _port_free(port):
+                    raise ClusterError(
+                        f"port {port} on 127.0.0.1 is already in use: stop what holds it or choose another with {flag}"
+                    )
+            self._claim()
         try:
-            self.run_dir.mkdir(parents=True)
-            (self.run_dir / "config.json").write_text(json.dumps(asdict(self.config), indent=2) + "\n")
             self._create(binaries, log)
             if self.real:
                 self.node.prepare_network()
@@ -343,6 +357,10 @@ class LocalCluster:
                     f"--feature-gates: {', '.join(unknown)} is not a feature gate {component} "
                     f"{self.config.target.version} can set{hint}; `{binaries[component]} --help` lists them"
                 )
+
+    def _claim(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "config.json").write_text(json.dumps(asdict(self.config), indent=2) + "\n")
 
     def _choose_ports(self) -> LocalClusterConfig:
         """The first free API and DNS port pair from this minor's base up, skipping the ports other
@@ -693,6 +711,18 @@ def _port_free(port: int) -> bool:
 def _last_line(text: str) -> str:
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     return lines[-1] if lines else "no output"
+
+
+@contextmanager
+def _ports_lock(root: Path) -> Iterator[None]:
+    path = root / "run" / ".ports.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def add_target_arguments(parser: argparse.ArgumentParser) -> None:

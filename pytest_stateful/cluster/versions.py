@@ -46,7 +46,8 @@ class Target:
 
     @property
     def version(self) -> str:
-        return PINS[self.minor]
+        # A cluster saved before its minor was unpinned must still be described and stopped.
+        return PINS.get(self.minor, f"v{self.minor} (no longer pinned)")
 
     @property
     def is_default(self) -> bool:
@@ -122,6 +123,11 @@ def parse_targets(text: str, where: str) -> tuple[Target, ...]:
         words = entry.split()
         if not words:
             continue
+        if "=" in words[0]:
+            raise UsageError(
+                f"{where}: {words[0]!r} is a feature gate where a version was expected: separate the gates of one "
+                "entry with spaces, not commas ('1.35 A=false B=true'), and entries with commas"
+            )
         target = Target(parse_minor(words[0], where), parse_gates(" ".join(words[1:]), where))
         if target not in targets:
             targets.append(target)

@@ -62,6 +62,14 @@ def cluster_for(config: pytest.Config, target: Target | None = None) -> ClusterH
     A provider that cannot run here skips every test that needs it; a provider that fails
     fails them, each with the same one-line reason, without retrying.
     """
+    if target is None and Settings.of(config).kubernetes:
+        # Never the default cluster in silence while a matrix was asked for.
+        pytest.fail(
+            "pytest-stateful: this test was not parametrized by --stateful-kubernetes, so it has no version to run "
+            "on: request the `stateful` or `stateful_cluster` fixture as an argument, or put "
+            "@pytest.mark.stateful on the test where it is defined (not added at collection)",
+            pytrace=False,
+        )
     clusters = config.stash.setdefault(_clusters_key, {})
     cached = clusters.get(target)
     if cached is None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pytest
 
 from pytest_stateful.cluster.handle import PROVIDERS
-from pytest_stateful.cluster.versions import PINS, Target, parse_targets
+from pytest_stateful.cluster.versions import DEFAULT_MINOR, PINS, Target, parse_targets
 from pytest_stateful.errors import UsageError
 
 NODES = ("simulated", "real")
@@ -163,15 +163,27 @@ class Settings:
         if node not in NODES:
             raise pytest.UsageError(f"ini option stateful_node={node!r}: choose simulated or real")
         kubernetes = _targets(str(option("stateful_kubernetes") or ""), ini("stateful_kubernetes"), provider, node)
+        dns = _text(option("stateful_dns"))
+        namespace = str(option("stateful_namespace") or ini("stateful_namespace")) or None
+        if kubernetes and dns:
+            raise pytest.UsageError(
+                "--stateful-dns names one DNS server, and --stateful-kubernetes runs a cluster per version, each "
+                "with its own: leave out --stateful-dns"
+            )
+        if kubernetes and namespace:
+            raise pytest.UsageError(
+                "--stateful-namespace names an existing namespace, and --stateful-kubernetes runs fresh local "
+                "clusters: leave out --stateful-namespace (each test gets a fresh namespace)"
+            )
         return cls(
             provider=provider,
             node=node,
             image=str(option("stateful_image") or ini("stateful_image")) or None,
             probe_image=str(option("stateful_probe_image") or ini("stateful_probe_image")) or None,
-            namespace=str(option("stateful_namespace") or ini("stateful_namespace")) or None,
+            namespace=namespace,
             kubeconfig=_text(option("kubeconfig")),
             context=_text(option("kube_context")),
-            dns=_text(option("stateful_dns")),
+            dns=dns,
             timeout=float(timeout),  # type: ignore[arg-type]
             keep_namespace=bool(option("stateful_keep_namespace")),
             traceback=bool(option("stateful_traceback")),
@@ -196,11 +208,13 @@ def _targets(given: str, ini: str, provider: str, node: str) -> tuple[Target, ..
             f"{where} starts a local cluster per version, and the cluster provider is {provider}: run once per "
             "cluster of each version instead (the report and JUnit properties name the API server's version)"
         )
-    if node == "real" and any(not t.is_default for t in targets):
+    if node == "real" and any(t.minor != DEFAULT_MINOR for t in targets):
         raise pytest.UsageError(
             f"{where}: the real node runs the default Kubernetes only; other versions run with simulated nodes "
             "(leave out --stateful-node real)"
         )
+    if node == "real" and any(t.gates for t in targets):
+        raise pytest.UsageError(f"{where}: the real node takes no feature gates (leave out --stateful-node real)")
     return targets
 
 

@@ -5,6 +5,7 @@ python -m pytest_stateful.report REPORT.json   # re-render the HTML from a JSON 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -17,7 +18,12 @@ from pytest_stateful.timeline import Timeline
 
 
 def report_name(nodeid: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid).strip("_")[:150] or "test"
+    """A file name from the test id; a long one is cut, with a digest of the whole id so that ids
+    differing only at the end (the version of a matrix, a parameter) keep files of their own."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid).strip("_") or "test"
+    if len(name) <= 150:
+        return name
+    return name[:140] + "-" + hashlib.sha256(nodeid.encode()).hexdigest()[:9]
 
 
 def write_reports(

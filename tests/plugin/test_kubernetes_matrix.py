@@ -131,3 +131,43 @@ def test_a_bad_matrix_is_one_sentence(pytester: pytest.Pytester, args: list[str]
     result = pytester.runpytest("--collect-only", *args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message])
+
+
+def test_a_stateful_test_the_matrix_could_not_multiply_fails_instead_of_using_the_default(
+    pytester: pytest.Pytester,
+) -> None:
+    # Found in review: a marker added at collection time escaped the parametrization and ran on 1.34.
+    pytester.makefile(".yaml", web=WEB)
+    pytester.makeconftest(
+        """
+import pytest
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        item.add_marker(pytest.mark.stateful(manifests=["web.yaml"], expect=["ordered_creation"]))
+"""
+    )
+    pytester.makepyfile("def test_late(): pass")
+    result = pytester.runpytest("--stateful-kubernetes", "1.35")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*this test was not parametrized by --stateful-kubernetes, so it has no version*"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--stateful-dns", "127.0.0.1:10053"], "*--stateful-dns names one DNS server*leave out --stateful-dns*"),
+        (["--stateful-namespace", "mine"], "*--stateful-namespace names an existing namespace*"),
+        (
+            ["--stateful-node", "real", "--stateful-kubernetes", "1.34 MaxUnavailableStatefulSet=false"],
+            "*the real node takes no feature gates*",
+        ),
+    ],
+)
+def test_options_that_cannot_serve_a_matrix_are_refused(
+    pytester: pytest.Pytester, args: list[str], message: str
+) -> None:
+    matrix = [] if "--stateful-kubernetes" in args else ["--stateful-kubernetes", "1.34,1.35"]
+    result = pytester.runpytest("--collect-only", *matrix, *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])

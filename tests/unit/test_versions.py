@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from pytest_stateful.cluster.local import LocalCluster, LocalClusterConfig
 from pytest_stateful.cluster.versions import DEFAULT_MINOR, PINS, Target, parse_gates, parse_targets
 from pytest_stateful.errors import ClusterError, UsageError
 from pytest_stateful.report import guarantee_table
+from pytest_stateful.report.files import report_name
 
 DOCS = Path(__file__).parents[2] / "docs" / "clusters.md"
 
@@ -20,7 +22,7 @@ DOCS = Path(__file__).parents[2] / "docs" / "clusters.md"
 def test_each_pin_is_a_patch_of_its_minor_and_the_default_is_pinned() -> None:
     for minor, patch in PINS.items():
         assert re.fullmatch(rf"v{re.escape(minor)}\.\d+", patch)
-    assert KUBERNETES_VERSION == PINS[DEFAULT_MINOR]
+    assert PINS[DEFAULT_MINOR] == KUBERNETES_VERSION
 
 
 def test_the_docs_table_shows_every_pin() -> None:
@@ -93,7 +95,7 @@ def test_ports_are_chosen_past_those_other_clusters_saved(tmp_path: Path, monkey
     assert (chosen.api_port, chosen.dns_port) == (16535, 10135)
     (tmp_path / "run" / chosen.name).mkdir(parents=True)
     (tmp_path / "run" / chosen.name / "config.json").write_text(
-        '{"name": "%s", "api_port": 16535, "dns_port": 10135, "kubernetes": "1.35"}' % chosen.name
+        json.dumps({"name": chosen.name, "api_port": 16535, "dns_port": 10135, "kubernetes": "1.35"})
     )
     second = LocalCluster(
         LocalClusterConfig.for_node("simulated", Target("1.35", (("MaxUnavailableStatefulSet", False),))), tmp_path
@@ -104,7 +106,7 @@ def test_ports_are_chosen_past_those_other_clusters_saved(tmp_path: Path, monkey
 
 def test_the_real_node_runs_the_default_version_only() -> None:
     assert LocalClusterConfig.for_node("real", Target()).name == "pytest-stateful-real"
-    with pytest.raises(ClusterError, match="the real node runs Kubernetes 1.34 only"):
+    with pytest.raises(ClusterError, match=r"the real node runs Kubernetes 1\.34 only"):
         LocalClusterConfig.for_node("real", Target("1.35"))
 
 
@@ -112,7 +114,11 @@ def test_the_table_gets_a_kubernetes_column_only_for_a_matrix() -> None:
     passed = {"ordered_creation": Verdict("ordered_creation", "passed", "")}
     failed = {"ordered_creation": Verdict("ordered_creation", "failed", "")}
     rows = {"a.yaml::web[k8s-1.35]": failed, "b.yaml::db[k8s-1.34]": passed, "a.yaml::web[k8s-1.34]": passed}
-    versions = {"a.yaml::web[k8s-1.35]": "v1.35.4", "b.yaml::db[k8s-1.34]": "v1.34.4", "a.yaml::web[k8s-1.34]": "v1.34.4"}
+    versions = {
+        "a.yaml::web[k8s-1.35]": "v1.35.4",
+        "b.yaml::db[k8s-1.34]": "v1.34.4",
+        "a.yaml::web[k8s-1.34]": "v1.34.4",
+    }
     lines = guarantee_table(rows, versions)
     assert lines[0].split() == ["test", "kubernetes", "creation"]
     # One test's versions side by side.
@@ -123,3 +129,28 @@ def test_the_table_gets_a_kubernetes_column_only_for_a_matrix() -> None:
     ]
     one = guarantee_table({"b.yaml::db": passed}, {"b.yaml::db": "v1.34.4"})
     assert one[0].split() == ["test", "creation"]
+
+
+def test_gates_separated_by_commas_are_explained() -> None:
+    with pytest.raises(UsageError, match="separate the gates of one entry with spaces, not commas"):
+        parse_targets("1.35 MaxUnavailableStatefulSet=false,StatefulSetAutoDeletePVC=true", "x")
+
+
+def test_ids_that_differ_only_at_the_end_keep_report_files_of_their_own() -> None:
+    # Found in review: names cut at 150 characters made the gate's two values one file.
+    base = "examples/conformance/scaling-predictable-order.stateful.yaml::" + "x" * 80
+    on, off = (f"{base}[k8s-1.35-MaxUnavailableStatefulSet={v}]" for v in ("true", "false"))
+    assert report_name(on) != report_name(off)
+    assert len(report_name(on)) <= 150
+    assert report_name("a.yaml::short") == "a.yaml_short"
+
+
+def test_a_cluster_whose_minor_is_no_longer_pinned_can_still_be_described_and_stopped(tmp_path: Path) -> None:
+    run = tmp_path / "run" / "pytest-stateful-1-29"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text('{"name": "pytest-stateful-1-29", "kubernetes": "1.29"}')
+    (cluster,) = LocalCluster.started(tmp_path)
+    assert "Kubernetes v1.29 (no longer pinned)" in cluster.status_text()
+    assert cluster._bin("kwokctl").name == "kwokctl"
+    with pytest.raises(ClusterError, match="no longer pinned"):
+        cluster._bin("kube-apiserver")
