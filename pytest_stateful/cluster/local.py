@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import fcntl
 import json
 import os
 import re
@@ -19,8 +18,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -311,7 +309,7 @@ class LocalCluster:
             log(f"[cluster] {self.config.name} is {what}: removing it and starting it again")
             self.down(log=lambda _line: None)
         self._check_gates(binaries)
-        with _ports_lock(self.root):
+        with procs.file_lock(self.root / "run" / ".ports.lock"):
             # Chosen and claimed (config.json) under one machine-wide lock: two versions starting at once
             # (xdist workers, two sessions) must not pick the same pair.
             if not self.config.api_port or not self.config.dns_port:
@@ -711,18 +709,6 @@ def _port_free(port: int) -> bool:
 def _last_line(text: str) -> str:
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     return lines[-1] if lines else "no output"
-
-
-@contextmanager
-def _ports_lock(root: Path) -> Iterator[None]:
-    path = root / "run" / ".ports.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def add_target_arguments(parser: argparse.ArgumentParser) -> None:

@@ -9,12 +9,10 @@ handle's callers, not here.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,7 @@ from pytest_stateful.cluster.failures import NodeFailer
 from pytest_stateful.cluster.handle import PROVIDERS, ClusterHandle
 from pytest_stateful.cluster.images import REPOSITORY as TOOLS_IMAGE
 from pytest_stateful.cluster.local import LocalCluster
+from pytest_stateful.cluster.procs import file_lock
 from pytest_stateful.cluster.versions import Target
 from pytest_stateful.dns import DirectResolver, PortForwardResolver, Resolver
 from pytest_stateful.errors import ClusterError, Forbidden, ProviderUnavailable, StatefulError
@@ -78,19 +77,6 @@ def server_version(api: client.ApiClient) -> str:
     return str(info.git_version or "unknown")
 
 
-@contextmanager
-def _lock(name: str) -> Iterator[None]:
-    """One `up` at a time across processes (pytest-xdist workers share the cluster)."""
-    path = cache_dir() / "run" / f".{name}.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def _api(kubeconfig: Path, context: str) -> client.ApiClient:
     """An API client for that context. urllib3 retries nothing itself: cluster/api.call retries what is
     safe to retry, bounded and recorded, instead of thousands of urllib3 warnings and a raw MaxRetryError."""
@@ -102,7 +88,8 @@ def _api(kubeconfig: Path, context: str) -> client.ApiClient:
 
 def _local(opts: ProviderOptions, log: Callable[[str], None]) -> ClusterHandle:
     cluster = LocalCluster.current(opts.node, opts.kubernetes)
-    with _lock(cluster.config.name):
+    # One `up` at a time across processes (pytest-xdist workers share the cluster).
+    with file_lock(cache_dir() / "run" / f".{cluster.config.name}.lock"):
         cluster = LocalCluster.current(opts.node, opts.kubernetes)
         if not cluster.is_up():
             cluster.up(log=log)
