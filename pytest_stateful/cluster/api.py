@@ -23,6 +23,8 @@ T = TypeVar("T")
 RETRY_SECONDS = 12.0
 # (connect, read) seconds for one request: a stuck API server must not hang a step forever.
 REQUEST_TIMEOUT = (5.0, 15.0)
+# Cleanup must end even when the API server does not answer: (connect, read) seconds per request.
+CLEANUP_TIMEOUT = (3.0, 10.0)
 
 # What the client raises when the server cannot be reached or answers garbage.
 CLIENT_FAILURES: tuple[type[BaseException], ...] = (ApiException, urllib3.exceptions.HTTPError, OSError)

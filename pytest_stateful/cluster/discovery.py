@@ -30,11 +30,14 @@ class Discovery:
         return sorted(self._served[api_version] or {})
 
     def path(self, api_version: str, kind: str, namespace: str, name: str) -> str | None:
-        """The URL path of one namespaced object, or None when the cluster does not serve that kind."""
+        """The URL path of one object (namespace "" for a cluster-scoped one), or None when the
+        cluster does not serve that kind."""
         served = self._kind(api_version, kind)
         if served is None:
             return None
         root = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+        if not namespace:
+            return f"{root}/{served[1]}/{name}"
         return f"{root}/namespaces/{namespace}/{served[1]}/{name}"
 
     def _kind(self, api_version: str, kind: str) -> tuple[bool, str] | None:

@@ -44,6 +44,9 @@ class ClusterHandle:
     holds_unready: bool = False
     # Steps may change Nodes (cordon for drain_node): only on a cluster that is ours to change.
     drains_nodes: bool = False
+    # A chart's cluster-scoped objects may be created (and deleted at teardown) when it asks for them:
+    # the local cluster, which is disposable, or another cluster with --stateful-cluster-scoped.
+    cluster_scoped: bool = False
     # Steps may stop and restore nodes (fail_node): the local cluster only, whose nodes are ours.
     nodes: NodeFailer | None = None
     cluster_domain: str = "cluster.local"

@@ -42,6 +42,8 @@ class ProviderOptions:
     probe_image: str | None = None
     # local provider: the Kubernetes version and feature gates (one cluster each); None: the default.
     kubernetes: Target | None = None
+    # --stateful-cluster-scoped: charts that ask may create cluster-scoped objects on any cluster.
+    cluster_scoped: bool = False
 
 
 def connect(opts: ProviderOptions, log: Callable[[str], None] = print) -> ClusterHandle:
@@ -54,6 +56,7 @@ def connect(opts: ProviderOptions, log: Callable[[str], None] = print) -> Cluste
     else:
         raise ClusterError(f"unknown cluster provider {opts.provider!r}; choose one of {', '.join(PROVIDERS)}")
     handle.helm = helm_binary()
+    handle.cluster_scoped = handle.cluster_scoped or opts.cluster_scoped
     handle.kubernetes = handle.kubernetes or server_version(handle.api)
     if opts.probe_image:
         handle.probe_image = opts.probe_image
@@ -108,6 +111,7 @@ def _local(opts: ProviderOptions, log: Callable[[str], None]) -> ClusterHandle:
         probe_image=f"{TOOLS_IMAGE}:1",
         holds_unready=True,
         drains_nodes=True,
+        cluster_scoped=True,
         nodes=nodes,
         close=api.close,
         kubernetes=cluster.config.target.version,

@@ -37,13 +37,16 @@ class StatefulFactory:
         statefulset: str | None = None,
         timeout: float | None = None,
         settle: bool = True,
+        cluster_scoped: bool = False,
     ) -> StatefulSetHandle:
-        """`helm install` the chart at `path` into the test namespace (then helm_upgrade, helm_rollback)."""
+        """`helm install` the chart at `path` into the test namespace (then helm_upgrade, helm_rollback);
+        `cluster_scoped=True` lets it create cluster-scoped objects (docs/charts.md)."""
         chart = {
             "path": str(Path(path).resolve()),
             "release": release or Path(path).name,
             "values": dict(values or {}),
             "values_files": [str(Path(f).resolve()) for f in values_files],
+            "cluster_scoped": cluster_scoped,
         }
         return self._recording.chart(chart, statefulset, timeout, settle)
 

@@ -74,7 +74,9 @@ def cluster_for(config: pytest.Config, target: Target | None = None) -> ClusterH
     cached = clusters.get(target)
     if cached is None:
         s = Settings.of(config)
-        opts = ProviderOptions(s.provider, s.kubeconfig, s.context, s.dns, s.node, s.probe_image, target)
+        opts = ProviderOptions(
+            s.provider, s.kubeconfig, s.context, s.dns, s.node, s.probe_image, target, cluster_scoped=s.cluster_scoped
+        )
 
         def log(line: str) -> None:
             if config.get_verbosity() >= 0:

@@ -68,6 +68,13 @@ def add_options(parser: pytest.Parser) -> None:
         "optionally followed by feature gates: '1.34,1.35,1.35 MaxUnavailableStatefulSet=false' (ini: "
         "stateful_kubernetes, one per line)",
     )
+    group.addoption(
+        "--stateful-cluster-scoped",
+        action="store_true",
+        default=False,
+        help="let charts that say `cluster_scoped: true` create cluster-scoped objects (ClusterRole, webhooks, "
+        "CRDs) on a cluster that is not the local one; they are labelled with the run and deleted at teardown",
+    )
     group.addoption("--kubeconfig", default=None, help="kubeconfig file for --stateful-cluster=existing")
     group.addoption("--kube-context", default=None, help="context in --kubeconfig for --stateful-cluster=existing")
     group.addoption(
@@ -129,6 +136,7 @@ class Settings:
     timeout: float
     keep_namespace: bool
     traceback: bool
+    cluster_scoped: bool
     report_dir: str | None
     patterns: tuple[str, ...]
     # --stateful-kubernetes: one local cluster per target; empty: the provider's one cluster.
@@ -187,6 +195,7 @@ class Settings:
             timeout=float(timeout),  # type: ignore[arg-type]
             keep_namespace=bool(option("stateful_keep_namespace")),
             traceback=bool(option("stateful_traceback")),
+            cluster_scoped=bool(option("stateful_cluster_scoped")),
             report_dir=str(option("stateful_report_dir") or ini("stateful_report_dir")) or None,
             patterns=tuple(config.getini("stateful_patterns")),
             kubernetes=kubernetes,

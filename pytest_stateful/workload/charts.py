@@ -58,6 +58,8 @@ class ChartSource:
     release: str
     values: Mapping[str, Any] = field(default_factory=dict)
     values_files: Sequence[str] = ()
+    # The chart may create cluster-scoped objects (workload/cluster_scoped.py).
+    cluster_scoped: bool = False
 
     @classmethod
     def of(cls, chart: Mapping[str, Any]) -> ChartSource:
@@ -66,6 +68,7 @@ class ChartSource:
             str(chart.get("release") or Path(str(chart["path"])).name),
             dict(chart.get("values") or {}),
             tuple(str(f) for f in chart.get("values_files") or ()),
+            bool(chart.get("cluster_scoped", False)),
         )
 
 
@@ -117,8 +120,13 @@ class Helm:
             out = self._run([*args, *value_args], f"helm upgrade {source.release} (dry run)", StepError)
         try:
             release = json.loads(out)
-            docs = [d for d in yaml.safe_load_all(str(release.get("manifest") or "")) if isinstance(d, dict)]
-        except (ValueError, yaml.YAMLError) as exc:
+            # Hooks too: an upgrade can add a cluster-scoped object (or one aimed elsewhere) as a hook.
+            texts = [
+                str(release.get("manifest") or ""),
+                *(str(h.get("manifest") or "") for h in release.get("hooks") or []),
+            ]
+            docs = [d for text in texts for d in yaml.safe_load_all(text) if isinstance(d, dict)]
+        except (ValueError, yaml.YAMLError, AttributeError) as exc:
             raise StepError(f"helm upgrade {source.release} (dry run) printed what is not a release: {exc}") from None
         return docs, dict(release.get("config") or {})
 
@@ -150,6 +158,17 @@ class Helm:
     def rollback(self, release: str, revision: int | None) -> None:
         args = ["rollback", release, *([str(revision)] if revision else []), *self._cluster_args()]
         self._run(args, f"helm rollback {release}", StepError)
+
+    def test(self, release: str, timeout: float) -> str:
+        """`helm test` with the tests' logs; helm's output, or StepError with helm's reason and the logs."""
+        args = ["test", release, "--logs", "--timeout", f"{max(1, int(timeout))}s", *self._cluster_args()]
+        return self._run(args, f"helm test {release}", StepError, with_output=True)
+
+    def hooks(self, release: str, revision: int | None = None) -> list[dict[str, Any]]:
+        args = ["get", "hooks", release, *self._cluster_args()]
+        if revision:
+            args += ["--revision", str(revision)]
+        return [d for d in yaml.safe_load_all(self._run(args, f"helm get hooks {release}", StepError)) if d]
 
     def values(self, release: str, revision: int | None = None) -> dict[str, Any]:
         """The user-supplied values of a release revision (what --values and --set gave, not defaults)."""
@@ -205,7 +224,7 @@ class Helm:
                 args += ["--values", str(path)]
             yield args
 
-    def _run(self, args: list[str], doing: str, error: type[Exception]) -> str:
+    def _run(self, args: list[str], doing: str, error: type[Exception], with_output: bool = False) -> str:
         """Run helm with its own empty config, cache and data directories (removed afterwards), in this
         process's environment otherwise: kubeconfig exec plugins and proxies keep working."""
         with tempfile.TemporaryDirectory(prefix="pytest-stateful-helm-") as home:
@@ -225,7 +244,9 @@ class Helm:
                 # The post-renderer keeps the image tags it handed out, for the next render.
                 self.post_render = json.loads(config.read_text())
         if proc.returncode != 0:
-            raise error(f"{doing} failed: {_helm_message(proc.stderr)}")
+            # `helm test --logs` prints the failing test's logs on stdout: they are the reason.
+            said = f"\n{proc.stdout.strip()}" if with_output and proc.stdout.strip() else ""
+            raise error(f"{doing} failed: {_helm_message(proc.stderr)}{said}")
         return proc.stdout
 
 
@@ -365,15 +386,19 @@ def post_render(config: dict[str, Any], manifests: str) -> str:
         images = ImageMap(str(config["image_repository"]))
         images.tags.update(config.get("image_tags") or {})
     labels = dict(config.get("labels") or {})
+    # Cluster-scoped objects (by apiVersion/kind, from discovery) carry the owner and the test namespace.
+    cluster_kinds = set(config.get("cluster_kinds") or ())
+    cluster_labels = dict(config.get("cluster_labels") or {})
     for doc in _objects(docs):
         if images is not None:
             images.rewrite(doc)
-        if labels:
+        extra = cluster_labels if f"{doc.get('apiVersion')}/{doc.get('kind')}" in cluster_kinds else labels
+        if extra:
             meta = doc.get("metadata")
             if not isinstance(meta, dict):
                 meta = doc["metadata"] = {}
             existing = meta.get("labels")
-            meta["labels"] = {**(existing if isinstance(existing, dict) else {}), **labels}
+            meta["labels"] = {**(existing if isinstance(existing, dict) else {}), **extra}
     if images is not None:
         config["image_tags"] = dict(images.tags)
     return yaml.safe_dump_all([d for d in docs if d is not None], sort_keys=False)

@@ -25,8 +25,10 @@ from typing import Any
 
 from kubernetes import client
 
-from pytest_stateful.cluster.api import call
+from pytest_stateful.cluster.api import CLEANUP_TIMEOUT, call
 from pytest_stateful.errors import ApiError, Conflict, Forbidden, NotFound, ServerError
+from pytest_stateful.workload.cluster_objects import listed as listed_objects
+from pytest_stateful.workload.cluster_objects import sweep_listed
 
 OWNED_LABEL = "pytest-stateful.io/owned"
 SESSION_LABEL = "pytest-stateful.io/session"
@@ -39,8 +41,6 @@ KEPT_ANNOTATION = "pytest-stateful.io/kept"
 # A session on another host cannot be asked whether it still runs; a namespace of it this old is
 # taken as left behind. One test lives in one namespace, and no test of this plugin runs for an hour.
 FOREIGN_MAX_AGE = 3600.0
-# Cleanup must end even when the API server does not answer: (connect, read) seconds per request.
-CLEANUP_TIMEOUT = (3.0, 10.0)
 # The names session.namespace_name gives: how a PersistentVolume's claim is known to have been
 # in one of ours after that namespace (and its label) is gone.
 NAME_PATTERN = re.compile(r"^stateful-[a-z0-9-]*-[0-9a-f]{6}$")
@@ -278,6 +278,12 @@ def sweep(
                 continue
             why = "its session may still run"
         if not dry_run:
+            # A chart's cluster-scoped objects first: the namespace's annotation is what lists them, so
+            # it stays until they are gone.
+            left = sweep_listed(core.api_client, name, meta.annotations) if listed_objects(meta.annotations) else []
+            if left:
+                result.errors += left
+                continue
             try:
                 _delete_namespace(core, name, str(meta.uid or ""))
             except ApiError as exc:

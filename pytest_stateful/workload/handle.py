@@ -12,11 +12,12 @@ import contextlib
 import dataclasses
 import json
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from pytest_stateful.checks import Subject, Verdict, run_check
@@ -25,6 +26,7 @@ from pytest_stateful.cluster.failures import NodeFailer
 from pytest_stateful.cluster.handle import UNREADY_LABEL, ClusterHandle
 from pytest_stateful.errors import (
     Conflict,
+    Forbidden,
     GuaranteeFailed,
     InfrastructureError,
     ManifestError,
@@ -43,6 +45,7 @@ from pytest_stateful.timeline import (
     NODE,
     OUT_OF_SERVICE,
     PDB,
+    POD,
     RETRY,
     RUNTIME,
     UNREACHABLE_TAINTS,
@@ -62,6 +65,8 @@ from pytest_stateful.workload.charts import (
     with_path,
 )
 from pytest_stateful.workload.cleanup import this_process
+from pytest_stateful.workload.cluster_objects import NAMESPACE_LABEL, read_path
+from pytest_stateful.workload.cluster_scoped import CLUSTER_SCOPED_HINT, Holder, cluster_scoped, hold, release
 from pytest_stateful.workload.manifests import ImageMap, Manifest, load_manifests, statefulsets_in
 from pytest_stateful.workload.probes import Probes
 from pytest_stateful.workload.scope import place
@@ -115,6 +120,8 @@ class StatefulSetHandle:
         self.bad_rollouts = 0
         # The chart and values the release was installed (or last upgraded) with; None for manifests.
         self.chart: ChartSource | None = None
+        # The chart's cluster-scoped objects, when it asked for them (workload/cluster_scoped.py).
+        self.globals: Holder | None = None
 
     # -- set-up ---------------------------------------------------------------------------
 
@@ -211,11 +218,25 @@ class StatefulSetHandle:
         settle judges). What it would create is rendered first for this cluster and held to the
         namespace rule, so a cluster-scoped object refuses the install before anything is made."""
         source = ChartSource.of(chart)
-        helm = self._helm()
-        docs = place(helm.template(source), self.namespace, self.cluster.discovery)
+        if source.cluster_scoped and not self.cluster.cluster_scoped:
+            raise ManifestError(
+                f"chart {Path(source.path).name} asks for cluster_scoped, and this {self.cluster.provider} cluster is "
+                "not disposable: pass --stateful-cluster-scoped to let the run create cluster-scoped objects there "
+                "(labelled with the run, deleted at teardown)"
+            )
+        if source.cluster_scoped and is_shared(self.namespace):
+            raise ManifestError(
+                f"chart {Path(source.path).name} asks for cluster_scoped, which needs a fresh namespace per test (its "
+                "unique name is what marks the test's cluster-scoped objects): leave out --stateful-namespace and "
+                "the spec's namespace:"
+            )
+        rendered = self._helm().template(source)
+        docs = place(rendered, self.namespace, self.cluster.discovery, source.cluster_scoped, CLUSTER_SCOPED_HINT)
         self._under_test(docs, statefulset)
         if is_shared(self.namespace):
             refuse_takeover(self.cluster, self.namespace, docs)
+        self._take_globals(docs, self.timeout)
+        helm = self._helm(docs)
         with self.step("apply", f"helm install {source.release} {Path(source.path).name}", settle, timeout):
             # Also after a failed install: what helm made (its release Secret too) is the run's.
             self._helm_action(helm, source.release, lambda: helm.install(source))
@@ -252,6 +273,8 @@ class StatefulSetHandle:
         old_config = helm.values(installed.release)
         rendered, new_config = helm.preview(source, reuse_values)
         self._refuse_forbidden(helm, rendered, "helm_upgrade", (source, old_config, new_config))
+        self._take_globals(self._held_to_the_rule(rendered, "helm_upgrade"), 0)
+        helm = self._helm(rendered, helm.post_render)
         with self.step(
             "helm_upgrade", f"{installed.release} {Path(source.path).name}{self._on_delete()}", settle, timeout
         ):
@@ -271,17 +294,137 @@ class StatefulSetHandle:
             )
         rendered = helm.manifest(installed.release, target)
         self._refuse_forbidden(helm, rendered, "helm_rollback", None)
+        hooks = helm.hooks(installed.release, target)
+        self._take_globals(self._held_to_the_rule([*rendered, *hooks], "helm_rollback"), 0)
+        helm = self._helm(rendered, helm.post_render)
         with self.step("helm_rollback", f"{installed.release} to revision {target}", settle, timeout):
             self._helm_action(helm, installed.release, lambda: helm.rollback(installed.release, target))
             self._min_generation = self._generation()
 
-    def _helm(self) -> Helm:
-        post: dict[str, Any] = {}
-        if self.images is not None:
+    def helm_test(self, settle: bool = True, timeout: float | None = None) -> None:
+        """`helm test` the release (its `helm.sh/hook: test` pods, with their logs), where a node runs
+        their containers: a test pod that ran on a simulated node, where nothing runs, fails the step
+        instead of passing it."""
+        installed = self._installed("helm_test")
+        helm = self._helm()
+        tests: list[tuple[str, str]] = []  # (kind, name): a test Pod, or a Job whose pods are `<name>-...`
+        for doc in helm.hooks(installed.release):
+            meta = doc.get("metadata") or {}
+            # As helm reads the annotation: comma-separated, trimmed, any case; test-success is test's old name.
+            events = {
+                e.strip().lower() for e in str((meta.get("annotations") or {}).get("helm.sh/hook", "")).split(",")
+            }
+            if events & {"test", "test-success"} and doc.get("kind") in ("Pod", "Job"):
+                tests.append((str(doc["kind"]), str(meta.get("name", ""))))
+        if not tests:
+            raise StepError(
+                f"helm_test: release {installed.release} has no test (no Pod or Job with `helm.sh/hook: test`)"
+            )
+        self._some_node_runs_containers()
+        limit = self.timeout if timeout is None else timeout
+        since = len(self.recorder.timeline.entries)  # an earlier helm_test's pod of the same name does not count
+        with self.step("helm_test", f"{installed.release}: {', '.join(n for _, n in tests)}", settle, timeout):
+            try:
+                helm.test(installed.release, limit)
+            finally:
+                try:
+                    # Also when helm says a test failed: one that no container ran says nothing either way.
+                    self._ran_where_containers_run(tests, since)
+                finally:
+                    if is_shared(self.namespace):
+                        self._delete_tests(tests)
+
+    def _some_node_runs_containers(self) -> None:
+        """Before helm waits for tests that cannot run: a cluster whose every node is simulated fails at once
+        (an account that may not list nodes is asked afterwards, pod by pod)."""
+        try:
+            nodes = self._call("list the nodes", self.cluster.core.list_node, retry=True).items
+        except Forbidden:
+            return
+        names = [str(n.metadata.name) for n in nodes]
+        if names and all(self.cluster.no_containers(name) for name in names):
+            raise StepError(
+                f"helm_test: every node of this cluster is simulated (KWOK: {', '.join(names)}), where no container "
+                "runs: a chart test there proves nothing; run it where nodes run containers (the local real node: "
+                "--stateful-node real, with the test's image present there)"
+            )
+
+    def _delete_tests(self, tests: list[tuple[str, str]]) -> None:
+        """In a namespace that is not the test's own, the test pods (helm keeps them) go with the run."""
+        batch = client.BatchV1Api(self.cluster.api)
+        for kind, name in tests:
+            delete = self.cluster.core.delete_namespaced_pod if kind == "Pod" else batch.delete_namespaced_job
+            with contextlib.suppress(StatefulError):
+                call(f"delete {kind} {name}", delete, name, self.namespace, propagation_policy="Background", retry=True)
+
+    def _ran_where_containers_run(self, tests: list[tuple[str, str]], since: int) -> None:
+        def nodes(kind: str, name: str) -> list[tuple[str, str]]:
+            return [
+                (e.name, e.pod.node)
+                for e in self.recorder.timeline.entries[since:]
+                if e.kind == POD and e.pod.node and (e.name == name if kind == "Pod" else e.name.startswith(f"{name}-"))
+            ]
+
+        # The recorder's watch may trail helm's own wait by a moment.
+        self._wait_for(
+            lambda: all(nodes(k, n) for k, n in tests),
+            10.0,
+            lambda: f"the node of each test pod ({', '.join(n for _, n in tests)})",
+        )
+        for kind, name in tests:
+            seen = nodes(kind, name)
+            for pod, node in dict(seen).items() or [(name, "")]:
+                why = self.cluster.no_containers(node) if node else "never seen on a node"
+                if why:
+                    raise StepError(
+                        f"helm_test: test pod {pod} was {why}: a test no container ran proves nothing, passed or "
+                        "failed; run it where nodes run containers (the local real node: --stateful-node real, with "
+                        "the test's image present there)"
+                    )
+
+    def _helm(self, docs: Sequence[Mapping[str, Any]] = (), post_render: Mapping[str, Any] | None = None) -> Helm:
+        """helm for this namespace; its post-renderer maps images, labels what the run makes in a shared
+        namespace, and labels the cluster-scoped objects among `docs` with the run and the namespace."""
+        post: dict[str, Any] = dict(post_render or {})
+        if self.images is not None and post_render is None:
             post.update(image_repository=self.images.repository, image_tags=dict(self.images.tags))
         if is_shared(self.namespace):
             post["labels"] = this_process().labels()
+        held = cluster_scoped(docs, self.cluster.discovery) if docs else []
+        if held:
+            post["cluster_kinds"] = sorted({f"{g.api_version}/{g.kind}" for g in held})
+            post["cluster_labels"] = {**this_process().labels(), NAMESPACE_LABEL: self.namespace}
         return Helm(self.cluster, self.namespace, post)
+
+    def _held_to_the_rule(self, rendered: list[dict[str, Any]], action: str) -> list[dict[str, Any]]:
+        """What an upgrade or rollback would make, held to the namespace rule before it is sent (a
+        cluster-scoped object only when the installed chart asked for them)."""
+        installed = self._installed(action)
+        try:
+            return place(
+                [dict(d) for d in rendered],
+                self.namespace,
+                self.cluster.discovery,
+                installed.cluster_scoped,
+                CLUSTER_SCOPED_HINT,
+            )
+        except ManifestError as exc:
+            raise StepError(f"{action} refused before sending: {exc}") from None
+
+    def _take_globals(self, docs: Sequence[Mapping[str, Any]], wait: float) -> None:
+        """Hold the cluster-scoped names among `docs` (waiting up to `wait` s for another test's)."""
+        wanted = cluster_scoped(docs, self.cluster.discovery)
+        if not wanted:
+            return
+        if self.globals is None:
+            self.globals = hold(self.cluster, self.namespace)
+        self.globals.take(wanted, wait, note=self.progress or (lambda _line: None))
+
+    def release_globals(self) -> list[str]:
+        """Teardown: delete the chart's cluster-scoped objects and give their names back."""
+        if self.globals is None:
+            return []
+        return release(self.namespace)
 
     def _installed(self, action: str) -> ChartSource:
         if self.chart is None:
@@ -321,6 +464,8 @@ class StatefulSetHandle:
         except StatefulError:
             objects = []  # no release recorded (it failed early): its Secrets, if any, are still listed
         self.objects = objects
+        if self.globals is not None:
+            self.globals.claim()
         for doc in objects:
             if doc.get("kind") == "PodDisruptionBudget":
                 self.recorder.add(PDB, "ADDED", doc["metadata"]["name"], **reduce_pdb(doc))
@@ -1039,13 +1184,7 @@ def _causes(
 
 
 def _uid_at(cluster: ClusterHandle, path: str) -> str:
-    method, url, headers, body, _ = cluster.api.param_serialize("GET", path, auth_settings=["BearerToken"])
-    try:
-        resp = cluster.api.call_api(method, url, header_params=headers, body=body, _request_timeout=(5.0, 30.0))
-        resp.read()
-    except CLIENT_FAILURES as exc:
-        raise api_error(exc, f"read {path}") from exc
-    return str((json.loads(resp.data).get("metadata") or {}).get("uid", ""))
+    return str((read_path(cluster, path).get("metadata") or {}).get("uid", ""))
 
 
 __all__ = ["StatefulSetHandle"]

@@ -32,8 +32,16 @@ def expand_lists(docs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def place(docs: Iterable[dict[str, Any]], namespace: str, discovery: Discovery) -> list[dict[str, Any]]:
-    """The objects with their namespace set; ManifestError naming every object the rule refuses."""
+def place(
+    docs: Iterable[dict[str, Any]],
+    namespace: str,
+    discovery: Discovery,
+    cluster_scoped: bool = False,
+    hint: str = NAMESPACED_ONLY_HINT,
+) -> list[dict[str, Any]]:
+    """The objects with their namespace set; ManifestError naming every object the rule refuses.
+    With `cluster_scoped`, cluster-scoped objects pass as they are (workload/cluster_scoped.py:
+    a chart that asked for them), Namespaces excepted: a test never makes or changes one."""
     objects = expand_lists(docs)
     refused: list[str] = []
     for doc in objects:
@@ -46,8 +54,12 @@ def place(docs: Iterable[dict[str, Any]], namespace: str, discovery: Discovery) 
         scoped = discovery.namespaced(api_version, kind)
         if scoped is None:
             refused.append(f"{name}: the cluster does not serve {kind} in {api_version}")
+        elif kind == "Namespace":
+            refused.append(f"{name} is never applied: {NAMESPACED_ONLY_HINT}, which the plugin makes itself")
+        elif not scoped and not cluster_scoped:
+            refused.append(f"{name} is cluster-scoped and is not applied: {hint}")
         elif not scoped:
-            refused.append(f"{name} is cluster-scoped and is not applied: {NAMESPACED_ONLY_HINT}")
+            continue
         elif meta.get("namespace") and meta["namespace"] != namespace:
             refused.append(
                 f"{name} asks for namespace {meta['namespace']!r}: {NAMESPACED_ONLY_HINT} ({namespace}); "

@@ -13,12 +13,12 @@ from typing import Any
 
 from kubernetes import client
 
-from pytest_stateful.cluster.api import call
+from pytest_stateful.cluster.api import CLEANUP_TIMEOUT, call
 from pytest_stateful.cluster.handle import ClusterHandle
 from pytest_stateful.errors import ApiError, Conflict, Forbidden, NotFound, StatefulError
 from pytest_stateful.recorder import Recorder
-from pytest_stateful.workload import shared
-from pytest_stateful.workload.cleanup import CLEANUP_TIMEOUT, KEPT_ANNOTATION, this_process
+from pytest_stateful.workload import cluster_scoped, shared
+from pytest_stateful.workload.cleanup import KEPT_ANNOTATION, this_process
 from pytest_stateful.workload.handle import StatefulSetHandle
 from pytest_stateful.workload.manifests import ImageMap, Manifest
 
@@ -65,6 +65,9 @@ def delete_namespace(name: str, retry: bool = True) -> bool:
     core = _created.get(name)
     if core is None:
         return True
+    if cluster_scoped.release(name):
+        # Its annotation is what lists the cluster-scoped objects not yet deleted: it stays until they go.
+        return False
     try:
         with contextlib.suppress(NotFound, Conflict):  # gone, or already terminating
             call(
@@ -180,6 +183,9 @@ class Recording:
         for handle in self.handles:
             handle.uncordon()
             handle.restore_nodes()
+            # What could not be deleted stays listed on the namespace: the session's end, or a later
+            # session's sweep, deletes it.
+            handle.release_globals()
 
     def chart(
         self,

@@ -16,10 +16,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_stateful.cluster.api import CLIENT_FAILURES, call
+from pytest_stateful.cluster.api import CLEANUP_TIMEOUT, CLIENT_FAILURES, call
 from pytest_stateful.cluster.handle import ClusterHandle
 from pytest_stateful.errors import Conflict, Forbidden, NotFound, StatefulError, UsageError, api_error
-from pytest_stateful.workload.cleanup import CLEANUP_TIMEOUT
 
 # Seconds to wait, after deleting, for the run's pods and claims to be gone: the next test in the
 # same namespace may deploy a StatefulSet of the same name.

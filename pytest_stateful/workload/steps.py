@@ -221,6 +221,14 @@ STEPS: tuple[StepKind, ...] = (
         disruption=True,
     ),
     StepKind(
+        "helm_test",
+        "helm_test",
+        "helm test the release installed from `chart:`: its `helm.sh/hook: test` pods, with their logs on failure. "
+        "They must run where a node runs containers (the local real node): a test pod on a simulated node fails "
+        "the step, as one that proves nothing.",
+        {"type": "object", "additionalProperties": False, "properties": {}},
+    ),
+    StepKind(
         "sleep",
         "sleep",
         "Wait this many seconds (takes no settle or timeout).",

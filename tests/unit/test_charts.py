@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import pytest
 import yaml
 
+from pytest_stateful.errors import ManifestError
 from pytest_stateful.workload.charts import (
     _helm_message,
     changed_paths,
@@ -17,6 +19,9 @@ from pytest_stateful.workload.charts import (
     post_render,
     with_path,
 )
+from pytest_stateful.workload.cluster_objects import ANNOTATION, NAMESPACE_LABEL, Global, listed
+from pytest_stateful.workload.cluster_scoped import CLUSTER_SCOPED_HINT, cluster_scoped
+from pytest_stateful.workload.scope import place
 
 LIVE = {
     "metadata": {"name": "kv", "resourceVersion": "42"},
@@ -192,3 +197,66 @@ def test_helm_errors_lose_the_generic_debug_hint() -> None:
         "Use --debug flag to render out invalid YAML\n"
     )
     assert _helm_message(stderr) == "INSTALLATION FAILED: chart requires kubeVersion: >=1.25.0-0"
+
+
+_SCOPES = {
+    ("rbac.authorization.k8s.io/v1", "ClusterRole"): False,
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): False,
+    ("v1", "Namespace"): False,
+    ("v1", "Service"): True,
+    ("apps/v1", "StatefulSet"): True,
+}
+
+
+class _Discovery:
+    """Discovery as the API server answers it for these kinds (the real one asks the server)."""
+
+    def namespaced(self, api_version: str, kind: str) -> bool | None:
+        return _SCOPES.get((api_version, kind))
+
+
+RENDERED = [
+    {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "kv"}},
+    {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "kv-reader"}},
+    {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "kv-reader"}},
+]
+
+
+def test_cluster_scoped_objects_pass_the_namespace_rule_only_when_the_chart_asks() -> None:
+    with pytest.raises(ManifestError) as refused:
+        place([dict(d) for d in RENDERED], "ns", _Discovery(), hint=CLUSTER_SCOPED_HINT)  # type: ignore[arg-type]
+    assert str(refused.value).splitlines()[1:] == [
+        f"  ClusterRole kv-reader is cluster-scoped and is not applied: {CLUSTER_SCOPED_HINT}",
+        f"  ClusterRoleBinding kv-reader is cluster-scoped and is not applied: {CLUSTER_SCOPED_HINT}",
+    ]
+    placed = place([dict(d) for d in RENDERED], "ns", _Discovery(), cluster_scoped=True)  # type: ignore[arg-type]
+    assert [d["metadata"].get("namespace") for d in placed] == ["ns", None, None]
+    assert [str(g) for g in cluster_scoped(placed, _Discovery())] == [  # type: ignore[arg-type]
+        "ClusterRole kv-reader",
+        "ClusterRoleBinding kv-reader",
+    ]
+    # A Namespace is never made, whatever the chart asks.
+    with pytest.raises(ManifestError, match="Namespace other is never applied"):
+        place(
+            [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "other"}}],
+            "ns",
+            _Discovery(),  # type: ignore[arg-type]
+            cluster_scoped=True,
+        )
+
+
+def test_the_post_renderer_labels_cluster_scoped_objects_with_the_run_and_the_namespace() -> None:
+    config = {
+        "cluster_kinds": ["rbac.authorization.k8s.io/v1/ClusterRole"],
+        "cluster_labels": {"pytest-stateful.io/owned": "true", NAMESPACE_LABEL: "ns"},
+    }
+    out = list(yaml.safe_load_all(post_render(config, yaml.safe_dump_all(RENDERED))))
+    assert out[1]["metadata"]["labels"] == {"pytest-stateful.io/owned": "true", NAMESPACE_LABEL: "ns"}
+    assert "labels" not in out[0]["metadata"]  # namespaced objects of a fresh namespace: untouched
+
+
+def test_the_namespace_annotation_lists_global_names_that_read_back() -> None:
+    held = [Global("rbac.authorization.k8s.io/v1", "ClusterRole", "kv-reader"), Global("v1", "PersistentVolume", "x")]
+    assert listed({ANNOTATION: json.dumps([g.key for g in held])}) == held
+    assert listed({ANNOTATION: "not json"}) == []
+    assert listed(None) == []

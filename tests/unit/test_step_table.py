@@ -36,6 +36,7 @@ SAMPLES: dict[str, Any] = {
     "restore_node": "node-000001",
     "helm_upgrade": {"values": {"image": {"tag": "1.1"}}, "reuse_values": False},
     "helm_rollback": {"revision": 1},
+    "helm_test": {},
     "start_ordinal": 5,
     "rollout_undo": {"to_revision": 1},
     "evict_pod": 1,
