@@ -79,7 +79,8 @@ def run_spec(
     run.verdicts = {g: run.handle.judge(g) for g in spec.expect}
     if run.skipped is not None and "rollout_recovers" in run.verdicts:
         index, reason = run.skipped
-        first_line = reason.splitlines()[0] if reason else "timed out"
+        # The wait's first line; what it last saw is in the verdict itself (the pods it names).
+        first_line = reason.splitlines()[0].removesuffix("; last seen:") if reason else "timed out"
         run.verdicts["rollout_recovers"].notes.append(
             f"step {index + 1} ({spec.steps[index].describe()}) could not settle ({first_line}); "
             f"{len(spec.steps) - index - 1} later step(s) skipped"
