@@ -30,7 +30,7 @@ from pytest_stateful.cluster.build import Builder, Component, cache_dir, compone
 from pytest_stateful.cluster.handle import UNREADY_LABEL
 from pytest_stateful.cluster.realnode import GATEWAY, RealNode
 from pytest_stateful.cluster.stages import build_stages
-from pytest_stateful.cluster.versions import DEFAULT_MINOR, PINS, Target, parse_gates, parse_minor
+from pytest_stateful.cluster.versions import DEFAULT_MINOR, PINS, Target, gate_words, parse_gates, parse_minor
 from pytest_stateful.errors import ClusterError, RealNodeError
 
 Log = Callable[[str], None]
@@ -526,9 +526,7 @@ class LocalCluster:
                 "etcdBinary": str(binaries["etcd"]),
                 "kubeApiserverPort": self.config.api_port,
                 # cluster/versions.py: DEFAULT_GATES, then the gates of --feature-gates.
-                "kubeFeatureGates": ",".join(
-                    f"{name}={str(on).lower()}" for name, on in self.config.target.feature_gates.items()
-                ),
+                "kubeFeatureGates": ",".join(gate_words(self.config.target.feature_gates.items())),
                 # kwokctl multiplies every heartbeat setting by 5 unless told otherwise.
                 "heartbeatFactor": 1,
                 "nodeLeaseDurationSeconds": NODE_LEASE_SECONDS,

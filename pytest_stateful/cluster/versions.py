@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from pytest_stateful.errors import UsageError
@@ -56,7 +57,7 @@ class Target:
     @property
     def gates_text(self) -> str:
         """The user's gates in Kubernetes' own syntax (`A=false,B=true`); "" for none."""
-        return ",".join(f"{name}={str(on).lower()}" for name, on in self.gates)
+        return ",".join(gate_words(self.gates))
 
     @property
     def feature_gates(self) -> dict[str, bool]:
@@ -66,12 +67,12 @@ class Target:
     @property
     def label(self) -> str:
         """How a person names it: `1.35`, `1.35 MaxUnavailableStatefulSet=false`."""
-        return " ".join([self.minor, *(f"{n}={str(on).lower()}" for n, on in self.gates)])
+        return " ".join([self.minor, *gate_words(self.gates)])
 
     @property
     def id(self) -> str:
         """The test id part: `k8s-1.35`, `k8s-1.35-MaxUnavailableStatefulSet=false`."""
-        return "-".join(["k8s", self.minor, *(f"{n}={str(on).lower()}" for n, on in self.gates)])
+        return "-".join(["k8s", self.minor, *gate_words(self.gates)])
 
     def cluster_name(self, base: str) -> str:
         """The local cluster's name: the default target keeps `base`; others add the minor, and a
@@ -82,6 +83,11 @@ class Target:
         if self.gates:
             name += "-g" + hashlib.sha256(self.gates_text.encode()).hexdigest()[:8]
         return name
+
+
+def gate_words(gates: Iterable[tuple[str, bool]]) -> list[str]:
+    """Each gate as Kubernetes writes it: `MaxUnavailableStatefulSet=false`."""
+    return [f"{name}={str(on).lower()}" for name, on in gates]
 
 
 def parse_minor(text: str, where: str) -> str:

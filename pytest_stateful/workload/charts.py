@@ -134,11 +134,20 @@ class Helm:
         """--kube-version and --api-versions as helm install finds them: every group/version the
         cluster serves, and every group/version/Kind (charts test `.Capabilities.APIVersions.Has` both ways)."""
         if not hasattr(self, "_caps"):
-            version = call("read the cluster's version", client.VersionApi(self.cluster.api).get_code, retry=True)
+            # The version the cluster handle read when it connected; asked again only if it could not.
+            version = (
+                self.cluster.kubernetes
+                if self.cluster.kubernetes.startswith("v")
+                else str(
+                    call(
+                        "read the cluster's version", client.VersionApi(self.cluster.api).get_code, retry=True
+                    ).git_version
+                )
+            )
             groups = call("list API groups", client.ApisApi(self.cluster.api).get_api_versions, retry=True)
             versions = ["v1", *(v.group_version for g in groups.groups or [] for v in g.versions or [])]
             kinds = [f"{gv}/{kind}" for gv in versions for kind in self.cluster.discovery.kinds(gv)]
-            self._caps = ["--kube-version", str(version.git_version), "--api-versions", ",".join([*versions, *kinds])]
+            self._caps = ["--kube-version", version, "--api-versions", ",".join([*versions, *kinds])]
         return self._caps
 
     # -- release actions --------------------------------------------------------------------

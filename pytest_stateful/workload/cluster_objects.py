@@ -59,16 +59,7 @@ def delete(cluster: Any, objects: Iterable[Global], uids: Mapping[Global, str]) 
         if uids.get(obj):
             body["preconditions"] = {"uid": uids[obj]}
         try:
-            method, url, headers, data, _ = cluster.api.param_serialize(
-                "DELETE",
-                path,
-                body=body,
-                header_params={"Content-Type": "application/json"},
-                auth_settings=["BearerToken"],
-            )
-            _checked(
-                cluster.api.call_api(method, url, header_params=headers, body=data, _request_timeout=CLEANUP_TIMEOUT)
-            )
+            _request(cluster, "DELETE", path, body, "application/json", CLEANUP_TIMEOUT)
         except CLIENT_FAILURES as exc:
             error = api_error(exc, f"delete {obj}")
             if error.status not in (404, 409):
@@ -137,14 +128,7 @@ def label(cluster: Any, obj: Global, labels: Mapping[str, str]) -> None:
     if path is None:
         return
     try:
-        method, url, headers, data, _ = cluster.api.param_serialize(
-            "PATCH",
-            path,
-            body={"metadata": {"labels": dict(labels)}},
-            header_params={"Content-Type": "application/merge-patch+json"},
-            auth_settings=["BearerToken"],
-        )
-        _checked(cluster.api.call_api(method, url, header_params=headers, body=data, _request_timeout=(5.0, 30.0)))
+        _request(cluster, "PATCH", path, {"metadata": {"labels": dict(labels)}}, "application/merge-patch+json")
     except CLIENT_FAILURES as exc:
         raise api_error(exc, f"label {obj}") from exc
 
@@ -155,19 +139,27 @@ def _path(discovery: Discovery, obj: Global) -> str | None:
 
 def read_path(cluster: Any, path: str) -> dict[str, Any]:
     """GET one object by its URL path (`cluster`: anything with `.api`); NotFound when it is not there."""
-    method, url, headers, body, _ = cluster.api.param_serialize("GET", path, auth_settings=["BearerToken"])
     try:
-        resp = _checked(
-            cluster.api.call_api(method, url, header_params=headers, body=body, _request_timeout=(5.0, 30.0))
-        )
+        resp = _request(cluster, "GET", path)
     except CLIENT_FAILURES as exc:
         raise api_error(exc, f"read {path}") from exc
     read: dict[str, Any] = json.loads(resp.data)
     return read
 
 
-def _checked(resp: Any) -> Any:
-    """The response, read; the client's own call_api does not raise on an error status: this does."""
+def _request(
+    cluster: Any,
+    method: str,
+    path: str,
+    body: Any = None,
+    content_type: str = "application/json",
+    timeout: tuple[float, float] = (5.0, 30.0),
+) -> Any:
+    """One request by URL path (any kind discovery finds); an error status raises as the client's own calls do."""
+    verb, url, headers, data, _ = cluster.api.param_serialize(
+        method, path, body=body, header_params={"Content-Type": content_type}, auth_settings=["BearerToken"]
+    )
+    resp = cluster.api.call_api(verb, url, header_params=headers, body=data, _request_timeout=timeout)
     resp.read()
     if int(getattr(resp, "status", 200) or 200) >= 300:
         raise ApiException(http_resp=resp)

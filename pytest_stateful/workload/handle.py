@@ -236,7 +236,7 @@ class StatefulSetHandle:
         if is_shared(self.namespace):
             refuse_takeover(self.cluster, self.namespace, docs)
         self._take_globals(docs, self.timeout)
-        helm = self._helm(docs)
+        helm = self._helm()
         with self.step("apply", f"helm install {source.release} {Path(source.path).name}", settle, timeout):
             # Also after a failed install: what helm made (its release Secret too) is the run's.
             self._helm_action(helm, source.release, lambda: helm.install(source))
@@ -274,7 +274,7 @@ class StatefulSetHandle:
         rendered, new_config = helm.preview(source, reuse_values)
         self._refuse_forbidden(helm, rendered, "helm_upgrade", (source, old_config, new_config))
         self._take_globals(self._held_to_the_rule(rendered, "helm_upgrade"), 0)
-        helm = self._helm(rendered, helm.post_render)
+        self._label_globals(helm.post_render)
         with self.step(
             "helm_upgrade", f"{installed.release} {Path(source.path).name}{self._on_delete()}", settle, timeout
         ):
@@ -296,7 +296,7 @@ class StatefulSetHandle:
         self._refuse_forbidden(helm, rendered, "helm_rollback", None)
         hooks = helm.hooks(installed.release, target)
         self._take_globals(self._held_to_the_rule([*rendered, *hooks], "helm_rollback"), 0)
-        helm = self._helm(rendered, helm.post_render)
+        self._label_globals(helm.post_render)
         with self.step("helm_rollback", f"{installed.release} to revision {target}", settle, timeout):
             self._helm_action(helm, installed.release, lambda: helm.rollback(installed.release, target))
             self._min_generation = self._generation()
@@ -382,19 +382,22 @@ class StatefulSetHandle:
                         "the test's image present there)"
                     )
 
-    def _helm(self, docs: Sequence[Mapping[str, Any]] = (), post_render: Mapping[str, Any] | None = None) -> Helm:
+    def _helm(self) -> Helm:
         """helm for this namespace; its post-renderer maps images, labels what the run makes in a shared
-        namespace, and labels the cluster-scoped objects among `docs` with the run and the namespace."""
-        post: dict[str, Any] = dict(post_render or {})
-        if self.images is not None and post_render is None:
+        namespace, and labels the cluster-scoped objects this test holds with the run and the namespace."""
+        post: dict[str, Any] = {}
+        if self.images is not None:
             post.update(image_repository=self.images.repository, image_tags=dict(self.images.tags))
         if is_shared(self.namespace):
             post["labels"] = this_process().labels()
-        held = cluster_scoped(docs, self.cluster.discovery) if docs else []
-        if held:
-            post["cluster_kinds"] = sorted({f"{g.api_version}/{g.kind}" for g in held})
-            post["cluster_labels"] = {**this_process().labels(), NAMESPACE_LABEL: self.namespace}
+        self._label_globals(post)
         return Helm(self.cluster, self.namespace, post)
+
+    def _label_globals(self, post: dict[str, Any]) -> None:
+        """The post-renderer's share of the cluster-scoped names held (taken since `post` was made too)."""
+        if self.globals is not None and self.globals.held:
+            post["cluster_kinds"] = sorted({f"{g.api_version}/{g.kind}" for g in self.globals.held})
+            post["cluster_labels"] = {**this_process().labels(), NAMESPACE_LABEL: self.namespace}
 
     def _held_to_the_rule(self, rendered: list[dict[str, Any]], action: str) -> list[dict[str, Any]]:
         """What an upgrade or rollback would make, held to the namespace rule before it is sent (a
