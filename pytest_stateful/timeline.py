@@ -358,7 +358,7 @@ def describe(e: Entry) -> str:
             f"current={d.get('current_revision')} update={d.get('update_revision')}"
         )
     if e.kind == PVC:
-        return f"{d.get('phase', '?')} volume={d.get('volume') or '-'}"
+        return f"{d.get('phase', '?')} volume={d.get('volume') or '-'}" + (" deleting" if d.get("deleting") else "")
     if e.kind == SLICE:
         eps = d.get("endpoints", [])
         return ", ".join(

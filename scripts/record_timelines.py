@@ -48,6 +48,24 @@ def retention_delete(rec: Recording) -> StatefulSetHandle:
     return sts
 
 
+def delete_claim(rec: Recording) -> StatefulSetHandle:
+    """Both ways a claim the test deletes comes back: web-1's while its replacement is Pending on a
+    cordoned node (upstream's scenario), web-0's while web-0 still runs (held until the pod goes)."""
+    manifests = web(replicas=2, claims=True)
+    manifests[1]["spec"]["template"]["spec"]["nodeSelector"] = {"kubernetes.io/hostname": "node-000001"}
+    sts = rec.statefulset(manifests)
+    sts.cordon_node(1)
+    old = sts.view.pod("web-1")
+    sts.delete_pod(1, settle=False)
+    pending = sts.recorder.wait_until(lambda: (p := sts.view.pod("web-1")) is not None and p.uid != old.uid, 30)
+    assert pending, "web-1 was not created again"
+    sts.delete_claim(1, settle=False)
+    sts.uncordon_node(1)
+    sts.delete_claim(0)
+    sts.delete_pod(0)
+    return sts
+
+
 def not_headless(rec: Recording) -> StatefulSetHandle:
     return rec.statefulset([service(headless=False), statefulset()])
 
@@ -57,6 +75,7 @@ SCENARIOS: dict[str, Callable[[Recording], StatefulSetHandle]] = {
     "parallel": parallel,
     "retention_delete": retention_delete,
     "not_headless": not_headless,
+    "delete_claim": delete_claim,
 }
 
 

@@ -7,11 +7,17 @@ the guarantee, and when persistentVolumeClaimRetentionPolicy.whenScaled is Delet
 names the policy (the garbage collector deletes the claims of scaled-down ordinals). At node
 level, a marker written before a disruption is read back. A run in which no pod was recreated
 has not exercised the guarantee.
+
+The test's own claim deletions (delete_claim) are recorded by UID before they are sent: exactly
+that claim object may be followed by a new one of the same name, once, and the new one is judged
+from then on. The controller creates a claim that is missing for a Pending pod
+(stateful_set_control.go processReplica: isPending, then createMissingPersistentVolumeClaims); a
+run that ends before a deleted claim came back cannot show that, and is incomplete.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from pytest_stateful.checks.history import History
 from pytest_stateful.checks.verdict import Subject, Verdict, Violation, incomplete, judged, node_level, not_exercised
@@ -38,15 +44,28 @@ def check(timeline: Timeline, subject: Subject) -> Verdict:
     def ours(claim: str) -> bool:
         return any(claim.startswith(f"{t}-") and ordinal_of(claim[len(t) + 1 :], name) is not None for t in templates)
 
+    # Claim objects the test deleted itself (delete_claim), by UID.
+    deleted_by_test = {
+        u
+        for e in timeline.of(STEP)
+        if e.type == "deletes" and e.get("action") == "delete_claim"
+        for u in e.get("claim_uids", [])
+    }
     # The PVC objects each of this StatefulSet's claim names has had, and the volumes each was bound to.
     uids: dict[str, str] = {}
     volumes: dict[str, str] = {}
     recreated_claims = 0
+    replaced: set[str] = set()  # claim names the test deleted and the cluster created again
     for e in timeline.of(PVC):
         if not ours(e.name):
             continue
         first_uid = uids.setdefault(e.name, e.uid)
-        if e.uid != first_uid and e.type in ("ADDED", "RELISTED"):
+        if e.uid != first_uid and e.type in ("ADDED", "RELISTED") and first_uid in deleted_by_test:
+            # The test deleted that very object: a new claim (on a new volume) is what should follow.
+            replaced.add(e.name)
+            uids[e.name] = e.uid
+            volumes.pop(e.name, None)
+        elif e.uid != first_uid and e.type in ("ADDED", "RELISTED"):
             recreated_claims += 1
             violations.append(
                 Violation(
@@ -81,19 +100,32 @@ def check(timeline: Timeline, subject: Subject) -> Verdict:
                 violations.append(
                     Violation(f"{e.name} mounts {got!r} for volume {template!r}, not its own claim {want!r}", e)
                 )
-    verdict = node_level(
-        judged(
-            GUARANTEE,
-            timeline,
-            violations,
-            f"{len(uids)} claim(s) kept their UID and volume across {recreated} pod recreation(s)",
-            diagnosis,
-            kinds=KINDS,
-        ),
-        timeline,
-        "marker",
-    )
+    kept = len(uids) - len(replaced)
+    summary = f"{kept} claim(s) kept their UID and volume across {recreated} pod recreation(s)"
+    if replaced:
+        summary = (f"{summary}; " if kept else f"{recreated} pod recreation(s) mounted their own claims; ") + (
+            f"{_names(replaced)}, deleted by the test, {'was' if len(replaced) == 1 else 'were'} created again"
+        )
+    verdict = node_level(judged(GUARANTEE, timeline, violations, summary, diagnosis, kinds=KINDS), timeline, "marker")
+
+    def wanted(claim: str) -> bool:
+        # Only an ordinal the StatefulSet still asks for gets its claim back.
+        k = next((ordinal_of(claim[len(t) + 1 :], name) for t in templates if claim.startswith(f"{t}-")), None)
+        return sts is not None and k is not None and k in sts.sts.ordinals
+
+    missing, held = _not_back(timeline, deleted_by_test, wanted)
+    verdict.notes += held
     verdict.notes += _drifted(timeline, templates, sts.sts.claim_requests if sts is not None else {}, ours)
+    if verdict.passed and missing:
+        gap = Verdict(
+            GUARANTEE,
+            "incomplete",
+            f"the run ended before {_names(missing)}, deleted by the test (delete_claim), was created again: "
+            "nothing shows the controller gives the ordinal a claim back; let a later step settle (uncordon_node "
+            "first, if the pod's node is cordoned)",
+        )
+        gap.notes = verdict.notes
+        return gap
     if verdict.passed and not recreated:
         unexercised = not_exercised(
             GUARANTEE,
@@ -129,3 +161,27 @@ def _drifted(
                 "or recreate them)"
             )
     return notes
+
+
+def _not_back(
+    timeline: Timeline, deleted_by_test: set[str], wanted: Callable[[str], bool]
+) -> tuple[list[str], list[str]]:
+    """Claims of wanted ordinals that the test deleted and that had no successor when the record ended,
+    and notes for those still held Terminating by a scheduled pod that uses them."""
+    last: dict[str, Entry] = {}
+    for e in timeline.of(PVC):
+        if wanted(e.name):
+            last[e.name] = e
+    missing = sorted(n for n, e in last.items() if e.uid in deleted_by_test and e.type == "DELETED")
+    held = [
+        f"claim {n}, deleted by the test, was still Terminating when the run ended: a scheduled pod uses it "
+        "(kubernetes.io/pvc-protection keeps it until that pod goes)"
+        for n, e in sorted(last.items())
+        if e.uid in deleted_by_test and e.type != "DELETED" and e.claim.deleting
+    ]
+    return missing, held
+
+
+def _names(claims: Iterable[str]) -> str:
+    ordered = sorted(claims)
+    return ("claim " if len(ordered) == 1 else "claims ") + ", ".join(ordered)

@@ -99,7 +99,8 @@ class StatefulSetHandle:
         self.view = WorkloadView(recorder, "")
         self.probes = Probes(cluster, namespace, recorder, self.view, dns_timeout or timeout)
         self.objects: list[dict[str, Any]] = []
-        self._cordoned: set[str] = set()
+        # Nodes this test cordoned (cordon_node, drain_node) -> the ordinals whose pods ran there.
+        self._cordoned: dict[str, set[int]] = {}
         # fail_node: node -> the ordinal whose pod it ran; nodes tainted out of service; and the pods
         # (uid -> (name, node)) that were on a failed node, whose containers the runtime is asked about.
         self._failed: dict[str, set[int]] = {}
@@ -727,6 +728,76 @@ class StatefulSetHandle:
             if settle:
                 self._wait_gone({current.uid}, f"{pod} to be replaced", timeout)
 
+    def delete_claim(self, ordinal: int, settle: bool = True, timeout: float | None = None) -> None:
+        """Delete this ordinal's claims (a UID precondition each), recorded first as the test's own
+        deletion so that stable_storage tells it from a claim lost to the cluster. Waits until each is
+        gone, or held Terminating by a scheduled pod that uses it."""
+        pod = f"{self.name}-{ordinal}"
+        sts = self.view.statefulset()
+        templates = list(sts.sts.claim_templates) if sts is not None else []
+        if not templates:
+            raise StepError(
+                f"delete_claim {ordinal}: StatefulSet {self.name} has no volumeClaimTemplates, so no claims"
+            )
+        claims = {f"{t}-{pod}": self.view.claim(f"{t}-{pod}") for t in templates}
+        unseen = sorted(c for c, e in claims.items() if e is None)
+        if unseen:
+            raise StepError(f"delete_claim {ordinal}: claim {', '.join(unseen)} has not been seen in {self.namespace}")
+        olds = {c: e for c, e in claims.items() if e is not None}
+        detail = ", ".join(olds)
+        user = next((u for c in olds if (u := self.view.claim_user(c)) is not None), None)
+        holder = self.view.pod(pod)
+        if user is not None:
+            detail += (
+                f" ({user.name} on node {user.pod.node} uses it: it stays Terminating until that pod goes, "
+                "kubernetes.io/pvc-protection)"
+            )
+        elif holder is not None and not holder.pod.node:
+            detail += f" ({pod} is Pending, not scheduled: nothing holds the claim)"
+        with self.step("delete_claim", detail, settle, timeout):
+            self.recorder.step(
+                "deletes",
+                "delete_claim",
+                action="delete_claim",
+                pods=[],
+                uids=[],
+                claims=sorted(olds),
+                claim_uids=sorted(e.uid for e in olds.values()),
+            )
+            for template in templates:
+                # The data goes with the claim: the marker written before this step is not expected back.
+                self.probes.markers.pop((pod, template), None)
+            for claim, e in olds.items():
+                try:
+                    self._call(
+                        f"delete claim {claim}",
+                        self.cluster.core.delete_namespaced_persistent_volume_claim,
+                        claim,
+                        self.namespace,
+                        body={"preconditions": {"uid": e.uid}},
+                        retry=True,
+                    )
+                except (NotFound, Conflict) as exc:
+                    # Not the test's deletion after all: the step fails rather than let stable_storage
+                    # excuse a claim something else deleted.
+                    raise StepError(
+                        f"delete_claim {ordinal}: claim {claim} (UID {e.uid[:8]}) was already gone or replaced when "
+                        f"the test deleted it: {exc}"
+                    ) from exc
+
+            def released() -> bool:
+                for claim, e in olds.items():
+                    now = self.view.claim(claim)
+                    if (
+                        now is not None
+                        and now.uid == e.uid
+                        and not (now.claim.deleting and self.view.claim_user(claim))
+                    ):
+                        return False
+                return True
+
+            self._wait(released, f"{detail} to be deleted", timeout)
+
     def make_unready(self, ordinal: int, timeout: float | None = None) -> None:
         """Hold a pod NotReady (local cluster: a KWOK stage keyed on a label) until make_ready."""
         pod = f"{self.name}-{ordinal}"
@@ -743,17 +814,9 @@ class StatefulSetHandle:
 
     def drain_node(self, ordinal: int, settle: bool = True, timeout: float | None = None) -> None:
         """Cordon the node that pod runs on and evict its pods of this namespace; uncordoned at teardown."""
-        pod = f"{self.name}-{ordinal}"
-        current = self.view.pod(pod)
-        if current is None or not current.pod.node:
-            raise StepError(f"drain_node {ordinal}: {pod} is not running on a node")
-        node = current.pod.node
-        self._need("drain_node", self.cluster.drains_nodes, f"changes Node {node}, which is outside the test namespace")
+        node = self._node_to_cordon("drain_node", ordinal)
         with self.step("drain_node", node, settle, timeout):
-            self._call(
-                f"cordon node {node}", self.cluster.core.patch_node, node, {"spec": {"unschedulable": True}}, retry=True
-            )
-            self._cordoned.add(node)
+            self._cordon(node, ordinal)
             on_node = [e for e in self.view.pods() if e.pod.node == node]
             evicted = {e.uid for e in on_node}
             self._note_deleted("drain_node", {e.name: e.uid for e in on_node})
@@ -762,6 +825,57 @@ class StatefulSetHandle:
                 self._evict(e, deadline)
             if settle:
                 self._wait_gone(evicted, f"the pods on {node} to go", timeout)
+
+    def cordon_node(self, ordinal: int, settle: bool = True, timeout: float | None = None) -> None:
+        """Cordon the node that pod runs on, evicting nothing; uncordoned by uncordon_node or at teardown."""
+        node = self._node_to_cordon("cordon_node", ordinal)
+        with self.step("cordon_node", f"{node} ({self.name}-{ordinal})", settle, timeout):
+            self._cordon(node, ordinal)
+
+    def _node_to_cordon(self, action: str, ordinal: int) -> str:
+        pod = f"{self.name}-{ordinal}"
+        current = self.view.pod(pod)
+        if current is None or not current.pod.node:
+            raise StepError(f"{action} {ordinal}: {pod} is not running on a node")
+        node = current.pod.node
+        self._need(action, self.cluster.drains_nodes, f"changes Node {node}, which is outside the test namespace")
+        return node
+
+    def uncordon_node(self, node: int | str, settle: bool = True, timeout: float | None = None) -> None:
+        """Make schedulable again a node this test cordoned: by ordinal (the node cordoned for that
+        ordinal's pod, which may since have been replaced) or by name."""
+        if isinstance(node, int):
+            found = [n for n, ordinals in self._cordoned.items() if node in ordinals]
+            if not found:
+                raise StepError(
+                    f"uncordon_node {node}: no node was cordoned for {self.name}-{node} "
+                    "(take cordon_node or drain_node first)"
+                )
+            name = found[-1]
+        elif node in self._cordoned:
+            name = node
+        else:
+            cordoned = ", ".join(sorted(self._cordoned)) or "none"
+            raise StepError(
+                f"uncordon_node {node}: this test did not cordon node {node} (it cordoned: {cordoned}); "
+                "it only uncordons what it cordoned"
+            )
+        with self.step("uncordon_node", name, settle, timeout):
+            self._call(
+                f"uncordon node {name}",
+                self.cluster.core.patch_node,
+                name,
+                {"spec": {"unschedulable": False}},
+                retry=True,
+            )
+            del self._cordoned[name]
+
+    def _cordon(self, node: str, ordinal: int) -> None:
+        # Noted before the call: a cordon whose answer is lost is still undone at teardown.
+        self._cordoned.setdefault(node, set()).add(ordinal)
+        self._call(
+            f"cordon node {node}", self.cluster.core.patch_node, node, {"spec": {"unschedulable": True}}, retry=True
+        )
 
     def _evict(self, pod: Entry, deadline: float) -> None:
         """Evict as `kubectl drain` does: a PodDisruptionBudget refuses with 429 while the eviction would

@@ -142,6 +142,17 @@ STEPS: tuple[StepKind, ...] = (
         disruption=True,
     ),
     StepKind(
+        "delete_claim",
+        "delete_claim",
+        "Delete the PersistentVolumeClaims of this ordinal (one per volumeClaimTemplate), the test's own deletion: "
+        "the ordinal's data goes with them. A claim that a scheduled pod still uses stays Terminating until the "
+        "pod goes (kubernetes.io/pvc-protection); the controller creates a missing claim again for a Pending pod. "
+        "Settling waits for the StatefulSet, so a pod held Pending (its node cordoned) needs `settle: false`.",
+        ORDINAL,
+        ("ordinal",),
+        disruption=True,
+    ),
+    StepKind(
         "make_unready",
         "make_unready",
         "Hold the pod of this ordinal NotReady (local cluster); waits until it is NotReady, does not settle.",
@@ -158,6 +169,22 @@ STEPS: tuple[StepKind, ...] = (
         ORDINAL,
         ("ordinal",),
         disruption=True,
+    ),
+    StepKind(
+        "cordon_node",
+        "cordon_node",
+        "Cordon the node that this ordinal's pod runs on (no pod is evicted): new pods are not scheduled there "
+        "until uncordon_node or teardown.",
+        ORDINAL,
+        ("ordinal",),
+    ),
+    StepKind(
+        "uncordon_node",
+        "uncordon_node",
+        "Make a node this test cordoned schedulable again (the one cordoned for this ordinal by cordon_node or "
+        "drain_node, or a node name).",
+        {"anyOf": [ORDINAL, {"type": "string", "minLength": 1}]},
+        ("node",),
     ),
     StepKind(
         "fail_node",

@@ -33,6 +33,17 @@ class WorkloadView:
     def pod_uids(self) -> set[str]:
         return {e.uid for e in self.pods()}
 
+    def claim(self, name: str) -> Entry | None:
+        return self.recorder.current.get((PVC, name))
+
+    def claim_user(self, claim: str) -> Entry | None:
+        """A scheduled pod that uses this claim: while there is one, kubernetes.io/pvc-protection keeps
+        a deleted claim (upstream pvcprotection podUsesPVC checks only pods with a node)."""
+        return next(
+            (p for p in self.recorder.snapshot(POD) if p.pod.node and claim in p.pod.claims.values()),
+            None,
+        )
+
     def selector(self) -> str:
         sts = self.statefulset()
         labels = sts.sts.selector if sts else {}

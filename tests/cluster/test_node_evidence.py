@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 from kubernetes import client, config
+from workloads import shell_less, write_shell_less
 
 from pytest_stateful.cluster.local import LocalCluster
 
@@ -20,28 +21,6 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 WEB = EXAMPLES / "web"
 TOOLS = "pytest-stateful.local/tools"
 NODE_GUARANTEES = ("stable_identity", "pod_dns", "stable_storage")
-
-
-def shell_less(replicas: int = 2, host_network: bool = False) -> list[dict[str, Any]]:
-    """The seed StatefulSet running the local pause image: no shell, no hostname, no nslookup, no cat."""
-    docs = list(yaml.safe_load_all((WEB / "statefulset.yaml").read_text()))
-    spec = docs[0]["spec"]
-    spec["replicas"] = replicas
-    pod = spec["template"]["spec"]
-    pod["terminationGracePeriodSeconds"] = 2  # the pause process ignores SIGTERM, as the real one does
-    container = pod["containers"][0]
-    container.update(image="pytest-stateful.local/pause:1", imagePullPolicy="Never")
-    container.pop("ports", None)
-    if host_network:
-        pod.update(hostNetwork=True, dnsPolicy="ClusterFirstWithHostNet")
-    return docs
-
-
-def write_shell_less(directory: Path, replicas: int = 2, host_network: bool = False) -> Path:
-    path = directory / "statefulset.yaml"
-    path.write_text(yaml.safe_dump_all(shell_less(replicas, host_network)))
-    shutil.copy(WEB / "svc.yaml", directory / "svc.yaml")
-    return path
 
 
 def copy_seed(directory: Path) -> None:

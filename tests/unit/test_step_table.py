@@ -40,6 +40,9 @@ SAMPLES: dict[str, Any] = {
     "start_ordinal": 5,
     "rollout_undo": {"to_revision": 1},
     "evict_pod": 1,
+    "delete_claim": 1,
+    "cordon_node": 0,
+    "uncordon_node": "node-000001",
     "sleep": 0.5,
 }
 
