@@ -3,6 +3,7 @@
 from pytest_stateful.assertions import (
     assert_at_most_one,
     assert_availability,
+    assert_claim_retention,
     assert_ordered_creation,
     assert_ordered_rolling_update,
     assert_ordered_termination,
@@ -47,6 +48,7 @@ __all__ = [
     "Verdict",
     "assert_at_most_one",
     "assert_availability",
+    "assert_claim_retention",
     "assert_ordered_creation",
     "assert_ordered_rolling_update",
     "assert_ordered_termination",

@@ -32,11 +32,13 @@ assert_stable_storage = _assertion("stable_storage")
 assert_rollout_recovers = _assertion("rollout_recovers")
 assert_availability = _assertion("availability")
 assert_at_most_one = _assertion("at_most_one")
+assert_claim_retention = _assertion("claim_retention")
 
 __all__ = [
     "GuaranteeFailed",
     "assert_at_most_one",
     "assert_availability",
+    "assert_claim_retention",
     "assert_ordered_creation",
     "assert_ordered_rolling_update",
     "assert_ordered_termination",

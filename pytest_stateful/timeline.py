@@ -265,6 +265,15 @@ class Timeline:
     def gaps(self, kind: str | None = None) -> list[Entry]:
         return [e for e in self.entries if e.kind == GAP and (kind is None or e.name == kind)]
 
+    def before_deletion(self) -> Timeline:
+        """The record up to the test's delete_statefulset step: after it the garbage collector deletes
+        the pods all at once, which no guarantee but claim_retention is about."""
+        cut = next(
+            (e.seq for e in self.entries if e.kind == STEP and e.type == "begin" and e.name == "delete_statefulset"),
+            None,
+        )
+        return self if cut is None else Timeline(e for e in self.entries if e.seq < cut)
+
     def statefulset(self, name: str) -> Entry | None:
         """The last recorded state of the StatefulSet `name`."""
         found = None

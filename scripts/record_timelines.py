@@ -66,6 +66,17 @@ def delete_claim(rec: Recording) -> StatefulSetHandle:
     return sts
 
 
+def claim_retention(rec: Recording) -> StatefulSetHandle:
+    """whenScaled and whenDeleted both Delete: a scale-down deletes the claims of the pods it removes, a
+    scale-up gets new ones, and deleting the StatefulSet deletes the rest."""
+    policy = {"whenScaled": "Delete", "whenDeleted": "Delete"}
+    sts = rec.statefulset(web(replicas=3, claims=True, persistentVolumeClaimRetentionPolicy=policy))
+    sts.scale(1)
+    sts.scale(2)
+    sts.delete_statefulset()
+    return sts
+
+
 def not_headless(rec: Recording) -> StatefulSetHandle:
     return rec.statefulset([service(headless=False), statefulset()])
 
@@ -76,6 +87,7 @@ SCENARIOS: dict[str, Callable[[Recording], StatefulSetHandle]] = {
     "retention_delete": retention_delete,
     "not_headless": not_headless,
     "delete_claim": delete_claim,
+    "claim_retention": claim_retention,
 }
 
 

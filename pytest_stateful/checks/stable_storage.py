@@ -8,7 +8,7 @@ names the policy (the garbage collector deletes the claims of scaled-down ordina
 level, a marker written before a disruption is read back. A run in which no pod was recreated
 has not exercised the guarantee.
 
-The test's own claim deletions (delete_claim) are recorded by UID before they are sent: exactly
+The test's own claim deletions (delete_claim) are recorded by UID once the API server accepted them: exactly
 that claim object may be followed by a new one of the same name, once, and the new one is judged
 from then on. The controller creates a claim that is missing for a Pending pod
 (stateful_set_control.go processReplica: isPending, then createMissingPersistentVolumeClaims); a
@@ -166,19 +166,31 @@ def _drifted(
 def _not_back(
     timeline: Timeline, deleted_by_test: set[str], wanted: Callable[[str], bool]
 ) -> tuple[list[str], list[str]]:
-    """Claims of wanted ordinals that the test deleted and that had no successor when the record ended,
-    and notes for those still held Terminating by a scheduled pod that uses them."""
+    """Claims of wanted ordinals that the test deleted and that had no successor when the record ended
+    (gone, or Terminating with nothing left to hold them), and notes for those still held Terminating by
+    a scheduled pod that uses them (pvcprotection podUsesPVC)."""
     last: dict[str, Entry] = {}
     for e in timeline.of(PVC):
         if wanted(e.name):
             last[e.name] = e
-    missing = sorted(n for n, e in last.items() if e.uid in deleted_by_test and e.type == "DELETED")
-    held = [
-        f"claim {n}, deleted by the test, was still Terminating when the run ended: a scheduled pod uses it "
-        "(kubernetes.io/pvc-protection keeps it until that pod goes)"
-        for n, e in sorted(last.items())
-        if e.uid in deleted_by_test and e.type != "DELETED" and e.claim.deleting
-    ]
+    pods: dict[str, Entry] = {}
+    for e in timeline.of(POD):
+        if e.type == "DELETED":
+            pods.pop(e.name, None)
+        else:
+            pods[e.name] = e
+    holders = {c: p.name for p in pods.values() if p.pod.node for c in p.pod.claims.values()}
+    missing, held = [], []
+    for n, e in sorted(last.items()):
+        if e.uid not in deleted_by_test:
+            continue
+        if e.type != "DELETED" and e.claim.deleting and n in holders:
+            held.append(
+                f"claim {n}, deleted by the test, was still Terminating when the run ended: {holders[n]} uses it "
+                "(kubernetes.io/pvc-protection keeps it until that pod goes)"
+            )
+        else:
+            missing.append(n)
     return missing, held
 
 

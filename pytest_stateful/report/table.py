@@ -17,6 +17,7 @@ HEADERS = {
     "rollout_recovers": "recovers",
     "availability": "availability",
     "at_most_one": "at-most-one",
+    "claim_retention": "retention",
 }
 
 

@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import json
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,6 +47,7 @@ from pytest_stateful.timeline import (
     OUT_OF_SERVICE,
     PDB,
     POD,
+    PVC,
     RETRY,
     RUNTIME,
     UNREACHABLE_TAINTS,
@@ -540,8 +542,11 @@ class StatefulSetHandle:
     # -- steps ----------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def step(self, action: str, detail: str = "", settle: bool = False, timeout: float | None = None) -> Iterator[None]:
-        """Record a step around the block; on success settle (bounded), then probe."""
+    def step(
+        self, action: str, detail: str = "", settle: bool = False, timeout: float | None = None, waits: bool = False
+    ) -> Iterator[None]:
+        """Record a step around the block; on success settle (bounded), then probe. `waits`: the block
+        itself waits for the cluster to finish what the step asked (delete_statefulset)."""
         timeout = self.timeout if timeout is None else timeout
         self._step_label = f"{action} {detail}".strip()
         if action in DISRUPTIONS:
@@ -557,7 +562,8 @@ class StatefulSetHandle:
             ok = True
         finally:
             self.observe_runtime()
-            self.recorder.step("end", action, action=action, detail=detail, ok=ok)
+            # settled: the step waited for the cluster to finish, and it did (claim_retention reads it).
+            self.recorder.step("end", action, action=action, detail=detail, ok=ok, settled=(settle or waits) and ok)
 
     def wait_settled(self, timeout: float | None = None) -> None:
         """Until observedGeneration is current, every replica is Ready and the rollout is done."""
@@ -729,9 +735,9 @@ class StatefulSetHandle:
                 self._wait_gone({current.uid}, f"{pod} to be replaced", timeout)
 
     def delete_claim(self, ordinal: int, settle: bool = True, timeout: float | None = None) -> None:
-        """Delete this ordinal's claims (a UID precondition each), recorded first as the test's own
-        deletion so that stable_storage tells it from a claim lost to the cluster. Waits until each is
-        gone, or held Terminating by a scheduled pod that uses it."""
+        """Delete this ordinal's claims (a UID precondition each), each recorded as the test's own
+        deletion once the API server accepted it, so that stable_storage tells it from a claim lost to
+        the cluster. Waits until each is gone, or held Terminating by a scheduled pod that uses it."""
         pod = f"{self.name}-{ordinal}"
         sts = self.view.statefulset()
         templates = list(sts.sts.claim_templates) if sts is not None else []
@@ -755,19 +761,7 @@ class StatefulSetHandle:
         elif holder is not None and not holder.pod.node:
             detail += f" ({pod} is Pending, not scheduled: nothing holds the claim)"
         with self.step("delete_claim", detail, settle, timeout):
-            self.recorder.step(
-                "deletes",
-                "delete_claim",
-                action="delete_claim",
-                pods=[],
-                uids=[],
-                claims=sorted(olds),
-                claim_uids=sorted(e.uid for e in olds.values()),
-            )
-            for template in templates:
-                # The data goes with the claim: the marker written before this step is not expected back.
-                self.probes.markers.pop((pod, template), None)
-            for claim, e in olds.items():
+            for template, (claim, e) in zip(templates, olds.items(), strict=True):
                 try:
                     self._call(
                         f"delete claim {claim}",
@@ -778,12 +772,24 @@ class StatefulSetHandle:
                         retry=True,
                     )
                 except (NotFound, Conflict) as exc:
-                    # Not the test's deletion after all: the step fails rather than let stable_storage
-                    # excuse a claim something else deleted.
+                    # Whose deletion it was cannot be told (something else's, or an earlier attempt of
+                    # ours whose answer was lost): not counted as the test's, and the step fails.
                     raise StepError(
                         f"delete_claim {ordinal}: claim {claim} (UID {e.uid[:8]}) was already gone or replaced when "
-                        f"the test deleted it: {exc}"
+                        f"the test deleted it, so this deletion cannot be counted as the test's: {exc}"
                     ) from exc
+                # Recorded only once accepted: a deletion that failed must excuse nothing.
+                self.recorder.step(
+                    "deletes",
+                    "delete_claim",
+                    action="delete_claim",
+                    pods=[],
+                    uids=[],
+                    claims=[claim],
+                    claim_uids=[e.uid],
+                )
+                # The data goes with the claim: the marker written before this step is not expected back.
+                self.probes.markers.pop((pod, template), None)
 
             def released() -> bool:
                 for claim, e in olds.items():
@@ -797,6 +803,32 @@ class StatefulSetHandle:
                 return True
 
             self._wait(released, f"{detail} to be deleted", timeout)
+
+    def delete_statefulset(self, timeout: float | None = None) -> None:
+        """Delete the StatefulSet as `kubectl delete` does (background cascade): the garbage collector
+        deletes its pods, and the claims it owns (persistentVolumeClaimRetentionPolicy.whenDeleted:
+        Delete). Waits until the StatefulSet and its pods are gone and the claims it owns are deleted."""
+        sts = self.view.statefulset()
+        if sts is None:
+            raise StepError(f"delete_statefulset: StatefulSet {self.name} has not been seen in {self.namespace}")
+        owner = f"StatefulSet/{self.name}"
+        detail = f"{self.name} (whenDeleted: {sts.sts.retention_when_deleted})"
+        with self.step("delete_statefulset", detail, False, timeout, waits=True):
+            self.recorder.step("deletes", "delete_statefulset", action="delete_statefulset", pods=[], uids=[])
+            self._call(
+                f"delete StatefulSet {self.name}",
+                self.cluster.apps.delete_namespaced_stateful_set,
+                self.name,
+                self.namespace,
+                body={"propagationPolicy": "Background", "preconditions": {"uid": sts.uid}},
+                retry=True,
+            )
+
+            def gone() -> bool:
+                owned = [c for c in self.recorder.snapshot(PVC) if owner in c.claim.owners and not c.claim.deleting]
+                return self.view.statefulset() is None and not self.view.pods() and not owned
+
+            self._wait(gone, f"{self.name}, its pods and the claims it owns to be deleted", timeout)
 
     def make_unready(self, ordinal: int, timeout: float | None = None) -> None:
         """Hold a pod NotReady (local cluster: a KWOK stage keyed on a label) until make_ready."""
@@ -871,11 +903,18 @@ class StatefulSetHandle:
             del self._cordoned[name]
 
     def _cordon(self, node: str, ordinal: int) -> None:
+        if node not in self._cordoned and self._read_node(node).spec.unschedulable:
+            return  # cordoned before this test: someone else's to uncordon
         # Noted before the call: a cordon whose answer is lost is still undone at teardown.
         self._cordoned.setdefault(node, set()).add(ordinal)
-        self._call(
-            f"cordon node {node}", self.cluster.core.patch_node, node, {"spec": {"unschedulable": True}}, retry=True
-        )
+        try:
+            self._call(
+                f"cordon node {node}", self.cluster.core.patch_node, node, {"spec": {"unschedulable": True}}, retry=True
+            )
+        except StatefulError:
+            if self._cordoned.get(node) == {ordinal}:
+                del self._cordoned[node]
+            raise
 
     def _evict(self, pod: Entry, deadline: float) -> None:
         """Evict as `kubectl drain` does: a PodDisruptionBudget refuses with 429 while the eviction would
@@ -1060,10 +1099,21 @@ class StatefulSetHandle:
             time.sleep(seconds)
 
     def uncordon(self) -> None:
+        """Teardown: every node this test cordoned is schedulable again; one that cannot be is said in a
+        warning with the command that does it (teardown does not raise)."""
         for node in sorted(self._cordoned):
-            with contextlib.suppress(StatefulError):
+            try:
                 self._call(
-                    f"uncordon node {node}", self.cluster.core.patch_node, node, {"spec": {"unschedulable": False}}
+                    f"uncordon node {node}",
+                    self.cluster.core.patch_node,
+                    node,
+                    {"spec": {"unschedulable": False}},
+                    retry=True,
+                )
+            except StatefulError as exc:
+                warnings.warn(
+                    f"node {node}, cordoned by this test, could not be uncordoned: {exc}; run: kubectl uncordon {node}",
+                    stacklevel=2,
                 )
         self._cordoned.clear()
 
@@ -1161,6 +1211,10 @@ class StatefulSetHandle:
     def assert_at_most_one(self) -> Verdict:
         __tracebackhide__ = True
         return self.require("at_most_one")
+
+    def assert_claim_retention(self) -> Verdict:
+        __tracebackhide__ = True
+        return self.require("claim_retention")
 
     # -- helpers --------------------------------------------------------------------------
 

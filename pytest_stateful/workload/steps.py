@@ -153,6 +153,18 @@ STEPS: tuple[StepKind, ...] = (
         disruption=True,
     ),
     StepKind(
+        "delete_statefulset",
+        "delete_statefulset",
+        "Delete the StatefulSet as `kubectl delete` does (background cascade): the garbage collector deletes its "
+        "pods, and its claims if persistentVolumeClaimRetentionPolicy.whenDeleted is Delete. Waits until the "
+        "StatefulSet, its pods and the claims it owns are gone. The last step: the other guarantees judge the "
+        "record up to it, claim_retention judges what followed.",
+        {"const": True},
+        settles=False,
+        options=("timeout",),
+        disruption=True,
+    ),
+    StepKind(
         "make_unready",
         "make_unready",
         "Hold the pod of this ordinal NotReady (local cluster); waits until it is NotReady, does not settle.",

@@ -4,6 +4,7 @@ expected back (while the other claims' markers still are)."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -66,7 +67,7 @@ def test_a_claim_a_running_pod_uses_stays_until_the_pod_goes(stateful) -> None:
     assert "stable_storage" not in sts.verdicts
     verdict = sts.verdict("stable_storage")
     assert verdict.notes == [
-        "claim www-web-0, deleted by the test, was still Terminating when the run ended: a scheduled pod uses it "
+        "claim www-web-0, deleted by the test, was still Terminating when the run ended: web-0 uses it "
         "(kubernetes.io/pvc-protection keeps it until that pod goes)"
     ]
     sts.delete_pod(0)
@@ -76,6 +77,21 @@ def test_a_claim_a_running_pod_uses_stays_until_the_pod_goes(stateful) -> None:
         "1 claim(s) kept their UID and volume across 1 pod recreation(s); claim www-web-0, deleted by the test, "
         "was created again"
     )
+
+
+def test_a_deletion_the_api_server_refuses_excuses_nothing(stateful, monkeypatch: pytest.MonkeyPatch) -> None:
+    # As if the record lagged behind a replacement: the UID precondition makes the API server refuse
+    # (409), the step fails, and no deletion is recorded as the test's.
+    sts = stateful(web(replicas=1, claims=True))
+    seen = sts.view.claim("www-web-0")
+    stale = dataclasses.replace(seen, uid="00000000-0000-0000-0000-000000000000")
+    monkeypatch.setattr(sts.view, "claim", lambda name: stale if name == "www-web-0" else None)
+    with pytest.raises(
+        StepError, match=r"^delete_claim 0: claim www-web-0 \(UID 00000000\) was already gone or replaced"
+    ):
+        sts.delete_claim(0)
+    assert not [e for e in sts.timeline.of("Step") if e.type == "deletes" and e.get("action") == "delete_claim"]
+    assert (PVC, "www-web-0") in sts.recorder.current and sts.recorder.current[(PVC, "www-web-0")].uid == seen.uid
 
 
 def test_steps_refuse_what_they_cannot_do_in_one_sentence(stateful) -> None:
@@ -106,3 +122,20 @@ def test_on_the_real_node_the_deleted_claim_s_marker_is_not_expected_back(pytest
     )
     result = pytester.runpytest("--stateful-node=real", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
+
+
+def test_a_node_cordoned_before_the_test_is_left_cordoned(stateful) -> None:
+    # Someone else's cordon (another session's drain, an operator): the test neither takes it over
+    # nor undoes it at teardown.
+    sts = stateful(web(replicas=1))
+    node = sts.view.pod("web-0").pod.node
+    core = sts.cluster.core
+    core.patch_node(node, {"spec": {"unschedulable": True}})
+    try:
+        sts.cordon_node(0)
+        with pytest.raises(StepError, match=r"^uncordon_node 0: no node was cordoned for web-0"):
+            sts.uncordon_node(0)
+        sts.uncordon()  # what teardown does
+        assert core.read_node(node).spec.unschedulable
+    finally:
+        core.patch_node(node, {"spec": {"unschedulable": False}})

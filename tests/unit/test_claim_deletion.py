@@ -107,6 +107,18 @@ def test_a_claim_still_held_by_its_running_pod_when_the_run_ended_is_noted() -> 
     verdict = storage(until(timeline, held))
     assert verdict.status == "passed", verdict.explain()
     assert verdict.notes == [
-        "claim www-web-0, deleted by the test, was still Terminating when the run ended: a scheduled pod uses it "
+        "claim www-web-0, deleted by the test, was still Terminating when the run ended: web-0 uses it "
         "(kubernetes.io/pvc-protection keeps it until that pod goes)"
     ]
+
+
+def test_a_deleted_claim_still_terminating_with_its_pod_gone_is_not_taken_for_held() -> None:
+    # The run ends after web-0 went but before its claim did: nothing holds it, and nothing shows a new one.
+    timeline = load(RECORD)
+    step = first(timeline, lambda e: e in claim_steps(timeline) and e.get("claims") == ["www-web-0"])
+    pod_gone = first(
+        timeline, lambda e: e.kind == "Pod" and e.name == "web-0" and e.type == "DELETED" and e.seq > step.seq
+    )
+    verdict = storage(until(timeline, pod_gone))
+    assert verdict.status == "incomplete", verdict.explain()
+    assert verdict.notes == []

@@ -278,6 +278,18 @@ def test_legal_run_never_fails_stable_storage_retention_delete(s: Scenario) -> N
     assert_legal(s, "stable_storage")
 
 
+@_settings(250)
+@given(s=scenarios())
+def test_legal_run_never_fails_claim_retention(s: Scenario) -> None:
+    assert_legal(s, "claim_retention")
+
+
+@_settings(100)
+@given(s=scenarios(when_scaled="Delete", required=("scale_down", "scale_up")))
+def test_legal_run_never_fails_claim_retention_delete_down_and_up(s: Scenario) -> None:
+    assert_legal(s, "claim_retention")
+
+
 # ordered_rolling_update: the clean part of the space, then one property per known false fail.
 ROLLING_CLEAN = ("update_image", "partition", "make_unready", "make_ready")
 
@@ -974,6 +986,54 @@ def claim_recreated(r: Run, pick: int) -> list[Entry] | None:
     ]
 
 
+def claim_not_given_to_pod(r: Run, pick: int) -> list[Entry] | None:
+    """claim_retention: whenScaled: Delete, but the claim of a pod scaled away never names it as owner."""
+    entries = list(r.timeline.entries)
+    owned = sorted({str(o) for e in entries if e.kind == PVC for o in e.get("owners", []) if str(o).startswith("Pod/")})
+    if not owned:
+        return None
+    owner = owned[pick % len(owned)]
+    return [
+        with_data(e, owners=[o for o in e.get("owners", []) if o != owner]) if e.kind == PVC else e for e in entries
+    ]
+
+
+def claim_deleted_while_retained(r: Run, pick: int) -> list[Entry] | None:
+    """claim_retention: whenScaled: Retain, and a claim is deleted at the end of the run."""
+    entries = list(r.timeline.entries)
+    claims = {e.name: e for e in entries if e.kind == PVC and e.type != "DELETED"}
+    if not claims:
+        return None
+    last = sorted(claims.values(), key=lambda e: e.name)[pick % len(claims)]
+    top = max(int(e.rv) for e in entries if e.rv.isdigit())
+    t = entries[-1].t + 0.1
+    return [*entries, dataclasses.replace(with_data(last, deleting=True), type="DELETED", rv=str(top + 10), t=t)]
+
+
+def old_claim_reused(r: Run, pick: int) -> list[Entry] | None:
+    """claim_retention: whenScaled: Delete, yet a claim of before a scale-down is never deleted and the
+    ordinal's next pod mounts it (every later object of that name rewritten to the first)."""
+    entries = list(r.timeline.entries)
+    uids: dict[str, list[str]] = {}
+    for e in entries:
+        if e.kind == PVC and e.uid not in uids.setdefault(e.name, []):
+            uids[e.name].append(e.uid)
+    names = sorted(n for n, u in uids.items() if len(u) > 1)
+    if not names:
+        return None
+    name = names[pick % len(names)]
+    first = uids[name][0]
+    kept = []
+    for e in entries:
+        if e.kind == PVC and e.name == name:
+            if e.uid == first and (e.type == "DELETED" or e.get("deleting")):
+                continue
+            if e.uid != first:
+                e = dataclasses.replace(with_data(e, owners=[]), uid=first, type="MODIFIED")
+        kept.append(e)
+    return kept
+
+
 def wrong_claim(r: Run, pick: int) -> list[Entry] | None:
     """stable_storage: a pod is created mounting another ordinal's claim."""
     if not r.workload.claims:
@@ -1112,6 +1172,15 @@ MUTATIONS: dict[str, Case] = {
     "never_came_back": Case("stable_identity", never_came_back, scenarios(required=("delete_pod",))),
     "claim_recreated": Case("stable_storage", claim_recreated, scenarios(when_scaled="Retain")),
     "wrong_claim": Case("stable_storage", wrong_claim, scenarios(when_scaled="Retain")),
+    "claim_not_given_to_pod": Case(
+        "claim_retention", claim_not_given_to_pod, scenarios(when_scaled="Delete", required=("scale_down",))
+    ),
+    "claim_deleted_while_retained": Case(
+        "claim_retention", claim_deleted_while_retained, scenarios(when_scaled="Retain")
+    ),
+    "old_claim_reused": Case(
+        "claim_retention", old_claim_reused, scenarios(when_scaled="Delete", required=("scale_down", "scale_up"))
+    ),
     "stale_dns_answer": Case(
         "pod_dns", stale_dns_answer, scenarios(allowed=("scale",), required=("delete_pod",)), "stale_dns"
     ),
@@ -1124,6 +1193,7 @@ READS = {
     "stable_identity": (POD, STS),
     "stable_storage": (POD, PVC, STS),
     "pod_dns": (POD, SERVICE),  # EndpointSlices are only shown as evidence
+    "claim_retention": (POD, PVC, STS),
 }
 for _g, _kinds in READS.items():
     for _kind in _kinds:

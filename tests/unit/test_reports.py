@@ -29,9 +29,17 @@ def test_table_shows_each_guarantee_per_test() -> None:
         "recovers",
         "availability",
         "at-most-one",
+        "retention",
     ]
-    assert lines[1].split() == ["web.stateful.yaml::good", *["passed"] * 6, "not-exercised", "passed", "not-exercised"]
-    assert lines[2].split() == ["parallel.stateful.yaml::bad", "FAILED", *["-"] * 8]
+    assert lines[1].split() == [
+        "web.stateful.yaml::good",
+        *["passed"] * 6,
+        "not-exercised",
+        "passed",
+        "not-exercised",
+        "passed",
+    ]
+    assert lines[2].split() == ["parallel.stateful.yaml::bad", "FAILED", *["-"] * 9]
     assert lines[-1] == (
         "all verdicts at api level: no node-level probe ran (on simulated nodes no container runs and no "
         "image is pulled; elsewhere each test's report says why)"

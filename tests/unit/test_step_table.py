@@ -41,6 +41,7 @@ SAMPLES: dict[str, Any] = {
     "rollout_undo": {"to_revision": 1},
     "evict_pod": 1,
     "delete_claim": 1,
+    "delete_statefulset": True,
     "cordon_node": 0,
     "uncordon_node": "node-000001",
     "sleep": 0.5,

@@ -1,0 +1,165 @@
+"""claim_retention over runs recorded on the real control plane (tests/data), and copies edited into
+what the StatefulSet controller or the garbage collector must not do."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+from recorded import SUBJECT, first, load, renumbered
+
+from pytest_stateful.checks import Verdict, run_check
+from pytest_stateful.timeline import PVC, STEP, STS, Entry, Timeline
+
+# whenScaled and whenDeleted Delete: scale 3 -> 1 -> 2, then delete_statefulset.
+RECORD = "claim_retention"
+
+
+def retention(timeline: Timeline) -> Verdict:
+    return run_check("claim_retention", timeline, SUBJECT)
+
+
+def edited(timeline: Timeline, change: Callable[[Entry], Entry | None]) -> Timeline:
+    """Each entry through `change` (None drops it)."""
+    return renumbered([c for e in timeline.entries if (c := change(e)) is not None])
+
+
+def deletion(timeline: Timeline) -> int:
+    """Where the delete_statefulset step began."""
+    return first(timeline, lambda e: e.kind == STEP and e.type == "begin" and e.name == "delete_statefulset").seq
+
+
+def claim_of(name: str) -> Callable[[Entry], bool]:
+    return lambda e: e.kind == PVC and e.name == name
+
+
+def test_claims_deleted_as_both_delete_policies_say_pass() -> None:
+    verdict = retention(load(RECORD))
+    assert verdict.status == "passed", verdict.explain()
+    assert verdict.summary == (
+        "2 claim(s) of 2 pod(s) scaled away deleted as whenScaled: Delete says; 2 claim(s) deleted with the "
+        "StatefulSet as whenDeleted: Delete says"
+    )
+
+
+def test_claims_kept_through_a_scale_down_as_retain_says_pass() -> None:
+    verdict = retention(load("good"))
+    assert verdict.status == "passed", verdict.explain()
+    assert verdict.summary == "2 claim(s) of 2 pod(s) scaled away kept as whenScaled: Retain says"
+
+
+def test_a_pod_scaled_away_before_its_claim_was_given_to_it_fails() -> None:
+    # The controller must make the pod own its claim before deleting it; without that the collector
+    # never deletes the claim.
+    def unowned(e: Entry) -> Entry:
+        if claim_of("www-web-2")(e) and "Pod/web-2" in e.get("owners", []):
+            return dataclasses.replace(e, data={**e.data, "owners": ["StatefulSet/web"]})
+        return e
+
+    verdict = retention(edited(load(RECORD), unowned))
+    assert verdict.status == "failed"
+    assert verdict.summary == (
+        "web-2 was scaled away while its claim www-web-2 was not owned by it (owners: StatefulSet/web): "
+        "whenScaled: Delete will not delete the claim"
+    )
+
+
+def test_a_claim_another_controller_owns_is_named_in_the_diagnosis() -> None:
+    def foreign(e: Entry) -> Entry:
+        if claim_of("www-web-2")(e):
+            return dataclasses.replace(e, data={**e.data, "owners": ["Backup/nightly"]})
+        return e
+
+    verdict = retention(edited(load(RECORD), foreign))
+    assert verdict.status == "failed"
+    assert verdict.diagnosis == [
+        "claim www-web-2 is owned by Backup/nightly: the StatefulSet controller does not apply its retention "
+        "policy to a claim another controller controls (hasUnexpectedController)"
+    ]
+
+
+def test_a_scaled_up_pod_on_the_claim_of_before_the_scale_down_fails() -> None:
+    # www-web-1 never deleted: the scaled-up web-1 comes back on the old claim object.
+    timeline = load(RECORD)
+    old = next(e.uid for e in timeline.entries if claim_of("www-web-1")(e))
+    cut = deletion(timeline)
+
+    def kept(e: Entry) -> Entry | None:
+        if claim_of("www-web-1")(e) and e.seq < cut:
+            if e.uid != old or e.type == "DELETED":
+                return None
+            return dataclasses.replace(e, data={**e.data, "deleting": False})
+        return e
+
+    verdict = retention(edited(timeline, kept))
+    assert verdict.status == "failed"
+    assert verdict.summary.startswith(
+        f"web-1 was created again on claim www-web-1 of before the scale-down (UID {old[:8]})"
+    )
+
+
+def test_a_claim_deleted_under_retain_fails() -> None:
+    timeline = load("good")
+    last = [e for e in timeline.entries if claim_of("www-web-2")(e)][-1]
+    gone = dataclasses.replace(last, type="DELETED", t=last.t + 0.5, rv=str(int(last.rv) + 1))
+    verdict = retention(renumbered([*timeline.entries, gone]))
+    assert verdict.status == "failed"
+    assert verdict.summary == (
+        "claim www-web-2 was deleted although whenScaled is Retain (and neither the test nor the StatefulSet's "
+        "deletion deleted it)"
+    )
+
+
+def test_a_claim_kept_when_the_statefulset_was_deleted_under_delete_fails() -> None:
+    timeline = load(RECORD)
+    cut = deletion(timeline)
+
+    def kept(e: Entry) -> Entry | None:
+        if claim_of("www-web-0")(e) and e.seq > cut:
+            return None
+        return e
+
+    verdict = retention(edited(timeline, kept))
+    assert verdict.status == "failed"
+    assert verdict.summary == (
+        "claim www-web-0 was kept when StatefulSet web was deleted although whenDeleted is Delete "
+        "(owners: StatefulSet/web)"
+    )
+
+
+def test_claims_deleted_with_the_statefulset_under_retain_fail() -> None:
+    def retain(e: Entry) -> Entry:
+        if e.kind == STS:
+            return dataclasses.replace(e, data={**e.data, "retention_when_deleted": "Retain"})
+        return e
+
+    verdict = retention(edited(load(RECORD), retain))
+    assert verdict.status == "failed"
+    assert verdict.summary == "claim www-web-0 was deleted with StatefulSet web although whenDeleted is Retain"
+
+
+def test_a_run_that_ended_before_the_deletion_finished_is_incomplete() -> None:
+    timeline = load(RECORD)
+    cut = deletion(timeline)
+
+    def unfinished(e: Entry) -> Entry | None:
+        if (e.kind == STEP and e.type == "end" and e.name == "delete_statefulset") or (e.kind == PVC and e.seq > cut):
+            return None
+        return e
+
+    verdict = retention(edited(timeline, unfinished))
+    assert verdict.status == "incomplete", verdict.explain()
+    assert verdict.summary.startswith("the run ended before delete_statefulset finished waiting: 2 claim(s) of web")
+
+
+def test_a_run_without_scale_down_or_deletion_is_not_exercised() -> None:
+    verdict = retention(load("delete_claim"))
+    assert verdict.status == "not exercised"
+    assert verdict.summary.endswith("add a scale-down, or delete_statefulset as the last step")
+
+
+def test_the_other_guarantees_judge_the_record_up_to_the_deletion() -> None:
+    # After delete_statefulset the collector deletes every pod at once: not a pod that "never came back".
+    timeline = load(RECORD)
+    assert run_check("stable_identity", timeline, SUBJECT).status == "passed"
+    assert run_check("ordered_termination", timeline, SUBJECT).status == "passed"
