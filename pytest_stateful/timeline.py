@@ -265,11 +265,18 @@ class Timeline:
     def gaps(self, kind: str | None = None) -> list[Entry]:
         return [e for e in self.entries if e.kind == GAP and (kind is None or e.name == kind)]
 
-    def before_deletion(self) -> Timeline:
-        """The record up to the test's delete_statefulset step: after it the garbage collector deletes
-        the pods all at once, which no guarantee but claim_retention is about."""
+    def before_deletion(self, name: str) -> Timeline:
+        """The record up to the test's delete_statefulset of StatefulSet `name` (its last step): after it
+        the garbage collector deletes the pods all at once, which no guarantee but claim_retention is about."""
         cut = next(
-            (e.seq for e in self.entries if e.kind == STEP and e.type == "begin" and e.name == "delete_statefulset"),
+            (
+                e.seq
+                for e in self.entries
+                if e.kind == STEP
+                and e.type == "deletes"
+                and e.name == "delete_statefulset"
+                and e.get("statefulset") == name
+            ),
             None,
         )
         return self if cut is None else Timeline(e for e in self.entries if e.seq < cut)

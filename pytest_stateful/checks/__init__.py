@@ -46,4 +46,6 @@ def run_check(guarantee: str, timeline: Timeline, subject: Subject) -> Verdict:
         raise UsageError(f"unknown guarantee {guarantee!r}; known: {', '.join(GUARANTEES)}") from None
     # After the test deleted the StatefulSet the garbage collector deletes its pods all at once: only
     # claim_retention judges what followed.
-    return check(timeline if guarantee == claim_retention.GUARANTEE else timeline.before_deletion(), subject)
+    return check(
+        timeline if guarantee == claim_retention.GUARANTEE else timeline.before_deletion(subject.statefulset), subject
+    )

@@ -1,20 +1,23 @@
 """claim_retention: claims are kept or deleted as persistentVolumeClaimRetentionPolicy says.
 
 Upstream (stateful_set_utils.go updateClaimOwnerRefForSetAndPod, stateful_set_control.go): with
-whenScaled: Delete the controller gives each claim of a condemned pod (an ordinal outside the spec) an
-owner reference to that pod before it deletes the pod (fixPodClaim runs before processCondemned), so the
-garbage collector deletes the claim with the pod, and a scale-up does not create the pod again while the
-claim still points at the old pod (PodClaimIsStale). With whenDeleted: Delete the claims are owned by the
-StatefulSet and go with it. Retain means the controller never makes them go. A claim that another
-controller controls is left alone (hasUnexpectedController): the diagnosis names that owner.
+whenScaled: Delete the controller makes each claim of a condemned pod (an ordinal outside the spec)
+owned by that pod before it deletes the pod (fixPodClaim runs before processCondemned), so the garbage
+collector deletes the claim with the pod; a pod is not created again while its claim still points at an
+old pod (PodClaimIsStale); a pod back in range takes its claim back (ClaimsMatchRetentionPolicy). With
+whenDeleted: Delete the claims are owned by the StatefulSet and go with it. A claim goes only through one
+of those owners, or because the test deleted it (delete_claim). A claim another controller controls is
+left alone upstream (hasUnexpectedController): the diagnosis names its other owners.
 
-Judged in resourceVersion order (global across kinds):
-- whenScaled Delete: when a pod of an ordinal outside the spec starts being deleted (not by the test), its
-  claims must already be owned by it; a pod of that ordinal created again must not mount the claim object
-  of before the scale-down.
-- whenScaled Retain: no claim is deleted, except by the test (delete_claim) or with the StatefulSet.
-- After the test's delete_statefulset: with whenDeleted Delete every claim left must have been deleted
-  once the step finished waiting; with Retain none may be deleted.
+Judged in resourceVersion order (global across kinds), each event under the policy in force then:
+- a pod of an ordinal outside the spec that starts going (not by the test, not evicted by the node
+  lifecycle: a DisruptionTarget) must own its claims under whenScaled: Delete;
+- a pod must not be created while its claim still names a pod of its name as owner (the old one);
+- a claim must not go but through the test, a pod that owned it and went, or the StatefulSet's deletion
+  under whenDeleted: Delete (then it must have been owned by the StatefulSet);
+- at the end: a claim of a pod scaled away under Delete still there after a step settled fails (before
+  any settled, incomplete); after the StatefulSet's deletion with whenDeleted: Delete, a claim still there
+  once delete_statefulset finished waiting fails, and a run that ended before it finished is incomplete.
 Not exercised: no pod was scaled away and the StatefulSet was not deleted.
 """
 
@@ -37,98 +40,118 @@ def check(timeline: Timeline, subject: Subject) -> Verdict:
     final = timeline.statefulset(name)
     if final is None:
         return judged(GUARANTEE, timeline, [], "", [f"StatefulSet {name} was never seen in {subject.namespace}"])
-    templates = list(final.sts.claim_templates)
+    templates = sorted(final.sts.claim_templates, key=len, reverse=True)
     if not templates:
         return judged(GUARANTEE, timeline, [], "", [f"{name} has no volumeClaimTemplates: it has no claims to keep"])
-    when_scaled, when_deleted = final.sts.retention_when_scaled, final.sts.retention_when_deleted
 
     def claim_ordinal(claim: str) -> int | None:
-        return next((ordinal_of(claim[len(t) + 1 :], name) for t in templates if claim.startswith(f"{t}-")), None)
+        for t in templates:
+            if claim.startswith(f"{t}-") and (k := ordinal_of(claim[len(t) + 1 :], name)) is not None:
+                return k
+        return None
 
     steps = timeline.of(STEP)
     by_test = {u for e in steps if e.type == "deletes" for u in [*e.get("uids", []), *e.get("claim_uids", [])]}
-    deletion = next((e for e in steps if e.type == "begin" and e.name == "delete_statefulset"), None)
-    finished = next((e for e in steps if e.type == "end" and e.name == "delete_statefulset" and e.get("settled")), None)
-    cut = deletion.seq if deletion is not None else len(timeline.entries) + 1
-
-    # Before the deletion step: StatefulSet, pods and claims in resourceVersion order.
     events = [
         e
         for e in timeline.entries
-        if e.seq < cut
-        and (
-            (e.kind == STS and e.name == name)
-            or (e.kind == POD and ordinal_of(e.name, name) is not None)
-            or (e.kind == PVC and claim_ordinal(e.name) is not None)
-        )
+        if (e.kind == STS and e.name == name)
+        or (e.kind == POD and ordinal_of(e.name, name) is not None)
+        or (e.kind == PVC and claim_ordinal(e.name) is not None)
     ]
-    if events and all(e.rv.isdigit() for e in events):
-        events.sort(key=lambda e: (int(e.rv), e.seq))
+    if not all(e.rv.isdigit() for e in events):
+        return Verdict(
+            GUARANTEE,
+            "incomplete",
+            "entries without a resourceVersion: pods, claims and the StatefulSet cannot be put in the order the "
+            "API server committed them, which this guarantee needs",
+        )
+    events.sort(key=lambda e: (int(e.rv), e.seq))
 
     violations: list[Violation] = []
     diagnosis: list[str] = []
     spec: range = range(0)
-    claims: dict[str, Entry] = {}  # claim name -> its latest state (removed when deleted)
-    pods: dict[str, Entry] = {}
-    started: set[str] = set()  # pod and claim UIDs whose deletion has begun
-    # Claim objects that whenScaled: Delete must remove: the claims of a pod scaled away, by claim name.
-    condemned: dict[str, str] = {}
-    scaled_away = deleted_as_scaled = 0
+    when_scaled = when_deleted = "Retain"
+    claims: dict[str, Entry] = {}  # claim name -> its latest state (dropped when deleted)
+    started: set[str] = set()  # UIDs whose deletion has begun
+    gone_pods: set[str] = set()  # names of pods whose (latest) object has begun to go
+    set_deleted: Entry | None = None  # where the StatefulSet began to go
+    set_deletion_policy = "Retain"
+    scaled: dict[str, Entry] = {}  # claims whenScaled: Delete must remove: claim UID -> the pod's deletion
+    scaled_away = deleted_as_scaled = deleted_with_set = 0
     for e in events:
         if e.kind == STS:
-            spec = e.sts.ordinals
+            if e.type == "DELETED" or e.sts.deleting:
+                if set_deleted is None:
+                    set_deleted, set_deletion_policy = e, when_deleted
+            else:
+                spec = e.sts.ordinals
+                when_scaled, when_deleted = e.sts.retention_when_scaled, e.sts.retention_when_deleted
             continue
         deleting = e.type == "DELETED" or (e.pod.deleting if e.kind == POD else e.claim.deleting)
         first_deleting = deleting and e.uid not in started
         if first_deleting:
             started.add(e.uid)
         if e.kind == POD:
-            k = ordinal_of(e.name, name)
             if e.type == "ADDED":
-                for template in templates:
-                    claim = f"{template}-{e.name}"
-                    old = condemned.pop(claim, None)
-                    now = claims.get(claim)
-                    if old is not None and now is not None and now.uid == old and old not in started:
-                        violations.append(
-                            Violation(
-                                f"{e.name} was created again on claim {claim} of before the scale-down (UID "
-                                f"{old[:8]}): whenScaled: Delete should have deleted it with the old {e.name}",
-                                e,
-                            )
-                        )
-            if first_deleting and k is not None and k not in spec and e.uid not in by_test:
-                scaled_away += 1
-                for template in templates:
-                    claim = f"{template}-{e.name}"
+                gone_pods.discard(e.name)
+                for claim in (f"{t}-{e.name}" for t in templates):
                     state = claims.get(claim)
-                    if state is None or when_scaled != "Delete":
-                        continue
-                    condemned[claim] = state.uid
-                    if f"Pod/{e.name}" not in state.claim.owners:
+                    if state is not None and state.uid not in started and f"Pod/{e.name}" in state.claim.owners:
                         violations.append(
                             Violation(
-                                f"{e.name} was scaled away while its claim {claim} was not owned by it "
-                                f"(owners: {', '.join(state.claim.owners) or 'none'}): whenScaled: Delete "
-                                "will not delete the claim",
+                                f"{e.name} was created while its claim {claim} still belonged to the old {e.name} "
+                                "(owner Pod/" + e.name + "): the controller waits until such a claim is deleted "
+                                "(whenScaled: Delete)",
                                 e,
                             )
                         )
-                        diagnosis += _foreign(state, name)
-            if e.type == "DELETED":
-                pods.pop(e.name, None)
-            else:
-                pods[e.name] = e
+            k = ordinal_of(e.name, name)
+            if first_deleting:
+                gone_pods.add(e.name)
+            if first_deleting and set_deleted is None and k is not None and k not in spec and e.uid not in by_test:
+                scaled_away += 1
+                for claim in (f"{t}-{e.name}" for t in templates):
+                    state = claims.get(claim)
+                    if state is None or state.uid in started or when_scaled != "Delete":
+                        continue
+                    owned = f"Pod/{e.name}" in state.claim.owners
+                    if not owned and e.pod.disruption:
+                        # Deleted by the node lifecycle (DisruptionTarget) before the controller could give
+                        # it the claim: upstream then never does, and the claim stays. Not judged.
+                        continue
+                    scaled[state.uid] = e
+                    if owned:
+                        continue
+                    violations.append(
+                        Violation(
+                            f"{e.name} was scaled away while its claim {claim} was not owned by it (owners: "
+                            f"{', '.join(state.claim.owners) or 'none'}): whenScaled: Delete will not delete it",
+                            e,
+                        )
+                    )
+                    diagnosis += _foreign(state, name)
             continue
-        # A claim.
+        # A claim. Its owners as they were before this event: the reason it may go.
+        before = claims.get(e.name)
+        owners = before.claim.owners if before is not None and before.uid == e.uid else e.claim.owners
         if first_deleting and e.uid not in by_test:
-            if condemned.get(e.name) == e.uid:
-                deleted_as_scaled += 1
-            elif when_scaled == "Retain":
+            owning_pod = next((o[4:] for o in owners if o.startswith("Pod/") and o[4:] in gone_pods), None)
+            by_set = set_deleted is not None and f"StatefulSet/{name}" in owners
+            if owning_pod is not None:
+                deleted_as_scaled += e.uid in scaled
+            elif by_set and set_deletion_policy == "Delete":
+                deleted_with_set += 1
+            elif by_set:
+                violations.append(
+                    Violation(f"claim {e.name} was deleted with StatefulSet {name} although whenDeleted is Retain", e)
+                )
+            else:
                 violations.append(
                     Violation(
-                        f"claim {e.name} was deleted although whenScaled is Retain (and neither the test nor "
-                        "the StatefulSet's deletion deleted it)",
+                        f"claim {e.name} was deleted, but not by the test, not with a pod that owned it (whenScaled: "
+                        f"Delete) and not with the StatefulSet (whenDeleted: Delete); owners: "
+                        f"{', '.join(owners) or 'none'}",
                         e,
                     )
                 )
@@ -137,55 +160,65 @@ def check(timeline: Timeline, subject: Subject) -> Verdict:
         else:
             claims[e.name] = e
 
-    deleted_with_set = kept_with_set = 0
-    if deletion is not None:
-        after = [e for e in timeline.of(PVC) if e.seq > deletion.seq and claim_ordinal(e.name) is not None]
-        gone = {e.uid for e in after if e.type == "DELETED" or e.claim.deleting}
-        for claim, state in sorted(claims.items()):
-            if state.uid in started or state.uid in by_test:
-                continue
-            if condemned.get(claim) == state.uid:
-                # Scaled away before the deletion: whenScaled decides, even if the collector was slower.
-                deleted_as_scaled += state.uid in gone
-                continue
-            if state.uid in gone:
-                deleted_with_set += 1
-                if when_deleted == "Retain":
-                    at = next(e for e in after if e.uid == state.uid and (e.type == "DELETED" or e.claim.deleting))
-                    violations.append(
-                        Violation(
-                            f"claim {claim} was deleted with StatefulSet {name} although whenDeleted is Retain", at
-                        )
-                    )
-            else:
-                kept_with_set += 1
-                if when_deleted == "Delete" and finished is not None:
-                    latest = [e for e in after if e.uid == state.uid] or [state]
-                    violations.append(
-                        Violation(
-                            f"claim {claim} was kept when StatefulSet {name} was deleted although whenDeleted is "
-                            f"Delete (owners: {', '.join(latest[-1].claim.owners) or 'none'})",
-                            latest[-1],
-                        )
-                    )
-                    diagnosis += _foreign(latest[-1], name)
-        if when_deleted == "Delete" and finished is None and kept_with_set and not violations:
-            return Verdict(
-                GUARANTEE,
-                "incomplete",
-                f"the run ended before delete_statefulset finished waiting: {kept_with_set} claim(s) of {name} "
-                "had not been deleted yet, so nothing shows whether whenDeleted: Delete was honoured",
+    # The end of the record.
+    live = {c: s for c, s in claims.items() if s.uid not in started}
+    settled_ends = [e for e in steps if e.type == "end" and e.get("settled")]
+    lingering = sorted(c for c, s in live.items() if s.uid in scaled)
+    for claim in lingering:
+        went = scaled[live[claim].uid]
+        if any(s.seq > went.seq for s in settled_ends):
+            violations.append(
+                Violation(
+                    f"claim {claim} of {went.name}, scaled away under whenScaled: Delete, was still there after the "
+                    f"StatefulSet settled (owners: {', '.join(live[claim].claim.owners) or 'none'})",
+                    live[claim],
+                )
             )
+            diagnosis += _foreign(live[claim], name)
+    deletion = next((e for e in steps if e.type == "end" and e.name == "delete_statefulset"), None)
+    kept_with_set = sorted(c for c in live if c not in lingering)
+    if set_deleted is not None and set_deletion_policy == "Delete" and kept_with_set:
+        if deletion is not None and deletion.get("ok"):
+            for claim in kept_with_set:
+                violations.append(
+                    Violation(
+                        f"claim {claim} was kept when StatefulSet {name} was deleted although whenDeleted is Delete "
+                        f"(owners: {', '.join(live[claim].claim.owners) or 'none'})",
+                        live[claim],
+                    )
+                )
+                diagnosis += _foreign(live[claim], name)
+        elif deletion is not None:
+            held_by_set = [c for c in kept_with_set if f"StatefulSet/{name}" in live[c].claim.owners]
+            violations += [
+                Violation(
+                    f"claim {c}, owned by StatefulSet {name}, was still not deleted when delete_statefulset timed out",
+                    live[c],
+                )
+                for c in held_by_set
+            ]
+    if not violations:
+        unfinished = set_deleted is not None and (deletion is None or not deletion.get("ok"))
+        waiting = [c for c in lingering if not any(s.seq > scaled[live[c].uid].seq for s in settled_ends)]
+        if unfinished or waiting:
+            why = (
+                f"the run ended before the deletion of StatefulSet {name} was waited for (delete_statefulset)"
+                if unfinished
+                else f"the run ended before {', '.join(waiting)} went and before a step settled after the scale-down"
+            )
+            return Verdict(GUARANTEE, "incomplete", f"{why}: nothing shows what became of the claims")
 
     parts = []
     if scaled_away:
-        verb = "deleted" if when_scaled == "Delete" else "kept"
-        count = deleted_as_scaled if when_scaled == "Delete" else scaled_away
-        parts.append(f"{count} claim(s) of {scaled_away} pod(s) scaled away {verb} as whenScaled: {when_scaled} says")
-    if deletion is not None:
-        count = deleted_with_set if when_deleted == "Delete" else kept_with_set
-        verb = "deleted" if when_deleted == "Delete" else "kept"
-        parts.append(f"{count} claim(s) {verb} with the StatefulSet as whenDeleted: {when_deleted} says")
+        if when_scaled == "Delete" or deleted_as_scaled:
+            parts.append(f"{deleted_as_scaled} claim(s) of {scaled_away} pod(s) scaled away deleted with their pods")
+        else:
+            parts.append(f"the claims of {scaled_away} pod(s) scaled away kept as whenScaled: Retain says")
+    if set_deleted is not None:
+        if set_deletion_policy == "Delete":
+            parts.append(f"{deleted_with_set} claim(s) deleted with the StatefulSet as whenDeleted: Delete says")
+        else:
+            parts.append(f"{len(live)} claim(s) kept when the StatefulSet was deleted, as whenDeleted: Retain says")
     verdict = judged(GUARANTEE, timeline, violations, "; ".join(parts), list(dict.fromkeys(diagnosis)), kinds=KINDS)
     if verdict.passed and not parts:
         return not_exercised(
@@ -197,10 +230,12 @@ def check(timeline: Timeline, subject: Subject) -> Verdict:
 
 
 def _foreign(claim: Entry, name: str) -> Iterable[str]:
-    """Owners that are neither this StatefulSet nor one of its pods: the controller leaves such claims."""
+    """Owners that are neither this StatefulSet nor one of its pods: upstream leaves a claim another
+    controller controls, and the garbage collector keeps one any other owner still holds."""
     others = [o for o in claim.claim.owners if o != f"StatefulSet/{name}" and not o.startswith(f"Pod/{name}-")]
     if others:
         yield (
-            f"claim {claim.name} is owned by {', '.join(others)}: the StatefulSet controller does not apply "
-            "its retention policy to a claim another controller controls (hasUnexpectedController)"
+            f"claim {claim.name} is also owned by {', '.join(others)}: the StatefulSet controller does not apply "
+            "its retention policy to a claim another controller controls (hasUnexpectedController), and the "
+            "garbage collector does not delete a claim while another owner exists"
         )

@@ -110,8 +110,8 @@ def check(timeline: Timeline, subject: Subject) -> Verdict:
 
     def wanted(claim: str) -> bool:
         # Only an ordinal the StatefulSet still asks for gets its claim back.
-        k = next((ordinal_of(claim[len(t) + 1 :], name) for t in templates if claim.startswith(f"{t}-")), None)
-        return sts is not None and k is not None and k in sts.sts.ordinals
+        ks = [ordinal_of(claim[len(t) + 1 :], name) for t in templates if claim.startswith(f"{t}-")]
+        return sts is not None and any(k is not None and k in sts.sts.ordinals for k in ks)
 
     missing, held = _not_back(timeline, deleted_by_test, wanted)
     verdict.notes += held

@@ -5,6 +5,7 @@ hold the StatefulSet). No cluster contact."""
 from __future__ import annotations
 
 import difflib
+import itertools
 import json
 import math
 import re
@@ -169,6 +170,14 @@ def _build(path: Path, index: int, line: int, data: Any, lines: dict[Path_, int]
     if manifests:
         _check_statefulsets(path, line, lines, manifests, statefulset)
     steps = tuple(_step(path, lines, i, raw, line) for i, raw in enumerate(data.get("steps", [])))
+    for before, after in itertools.pairwise(steps):
+        if before.kind.last:
+            raise SpecError(
+                path,
+                after.line,
+                f"{after.kind.name} comes after {before.kind.name}, which must be the last step: the StatefulSet "
+                "is gone by then (write a second spec for what follows)",
+            )
     return Spec(
         path=path,
         index=index,

@@ -101,6 +101,8 @@ class StatefulSetHandle:
         self.view = WorkloadView(recorder, "")
         self.probes = Probes(cluster, namespace, recorder, self.view, dns_timeout or timeout)
         self.objects: list[dict[str, Any]] = []
+        # delete_statefulset was taken: no step may follow.
+        self._deleted = False
         # Nodes this test cordoned (cordon_node, drain_node) -> the ordinals whose pods ran there.
         self._cordoned: dict[str, set[int]] = {}
         # fail_node: node -> the ordinal whose pod it ran; nodes tainted out of service; and the pods
@@ -208,6 +210,12 @@ class StatefulSetHandle:
             statefulset = names[0]
         elif statefulset not in names and not self.name:
             raise ManifestError(f"no StatefulSet named {statefulset!r} in the manifests (found: {', '.join(names)})")
+        if len(self.timeline.before_deletion(statefulset)) < len(self.timeline):
+            # Every guarantee but claim_retention stops judging it at the deletion: a second life unjudged.
+            raise UsageError(
+                f"StatefulSet {statefulset} was deleted by delete_statefulset earlier in this test: its record ends "
+                "there, so it cannot be created again here; do that in another test"
+            )
         self.name = self.view.name = statefulset
 
     def install_chart(
@@ -548,6 +556,8 @@ class StatefulSetHandle:
         """Record a step around the block; on success settle (bounded), then probe. `waits`: the block
         itself waits for the cluster to finish what the step asked (delete_statefulset)."""
         timeout = self.timeout if timeout is None else timeout
+        if self._deleted:
+            raise StepError(f"{action}: StatefulSet {self.name} was deleted by delete_statefulset, the last step")
         self._step_label = f"{action} {detail}".strip()
         if action in DISRUPTIONS:
             self.probes.write_markers()
@@ -807,14 +817,19 @@ class StatefulSetHandle:
     def delete_statefulset(self, timeout: float | None = None) -> None:
         """Delete the StatefulSet as `kubectl delete` does (background cascade): the garbage collector
         deletes its pods, and the claims it owns (persistentVolumeClaimRetentionPolicy.whenDeleted:
-        Delete). Waits until the StatefulSet and its pods are gone and the claims it owns are deleted."""
+        Delete). Waits until the StatefulSet and its pods are gone and every claim it owns is being
+        deleted (a claim goes once no pod uses it). The last step: no step may follow."""
         sts = self.view.statefulset()
         if sts is None:
             raise StepError(f"delete_statefulset: StatefulSet {self.name} has not been seen in {self.namespace}")
         owner = f"StatefulSet/{self.name}"
         detail = f"{self.name} (whenDeleted: {sts.sts.retention_when_deleted})"
         with self.step("delete_statefulset", detail, False, timeout, waits=True):
-            self.recorder.step("deletes", "delete_statefulset", action="delete_statefulset", pods=[], uids=[])
+            # Where the record of this StatefulSet ends for every guarantee but claim_retention.
+            self.recorder.step(
+                "deletes", "delete_statefulset", action="delete_statefulset", pods=[], uids=[], statefulset=self.name
+            )
+            self._deleted = True
             self._call(
                 f"delete StatefulSet {self.name}",
                 self.cluster.apps.delete_namespaced_stateful_set,

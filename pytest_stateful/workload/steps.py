@@ -42,6 +42,8 @@ class StepKind:
     options: tuple[str, ...] = STEP_OPTIONS
     # Data on the claims must survive it: node-level markers are written before it.
     disruption: bool = False
+    # Nothing may follow it (the StatefulSet is gone).
+    last: bool = False
 
     def arguments(self, value: Any) -> dict[str, Any]:
         """The YAML value as keyword arguments of the handle method."""
@@ -157,12 +159,13 @@ STEPS: tuple[StepKind, ...] = (
         "delete_statefulset",
         "Delete the StatefulSet as `kubectl delete` does (background cascade): the garbage collector deletes its "
         "pods, and its claims if persistentVolumeClaimRetentionPolicy.whenDeleted is Delete. Waits until the "
-        "StatefulSet, its pods and the claims it owns are gone. The last step: the other guarantees judge the "
-        "record up to it, claim_retention judges what followed.",
+        "StatefulSet and its pods are gone and every claim it owns is being deleted. It must be the last step: the "
+        "other guarantees judge the record up to it, claim_retention judges what followed.",
         {"const": True},
         settles=False,
         options=("timeout",),
         disruption=True,
+        last=True,
     ),
     StepKind(
         "make_unready",

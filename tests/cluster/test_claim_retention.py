@@ -6,8 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from workloads import web
 
+from pytest_stateful import StepError
+from pytest_stateful.errors import UsageError
 from pytest_stateful.timeline import PVC
 
 
@@ -24,7 +27,7 @@ def test_claims_scaled_away_and_deleted_with_the_statefulset_pass(stateful) -> N
     sts.delete_statefulset()
     verdict = sts.assert_claim_retention()
     assert verdict.summary == (
-        "2 claim(s) of 2 pod(s) scaled away deleted as whenScaled: Delete says; 2 claim(s) deleted with the "
+        "2 claim(s) of 2 pod(s) scaled away deleted with their pods; 2 claim(s) deleted with the "
         "StatefulSet as whenDeleted: Delete says"
     )
     # The garbage collector's deletions after delete_statefulset are no pod that "never came back".
@@ -38,8 +41,8 @@ def test_claims_kept_under_retain_pass(stateful) -> None:
     assert {c.name for c in sts.recorder.snapshot(PVC)} == {"www-web-0", "www-web-1", "www-web-2"}
     verdict = sts.assert_claim_retention()
     assert verdict.summary == (
-        "2 claim(s) of 2 pod(s) scaled away kept as whenScaled: Retain says; 3 claim(s) kept with the StatefulSet "
-        "as whenDeleted: Retain says"
+        "the claims of 2 pod(s) scaled away kept as whenScaled: Retain says; 3 claim(s) kept when the StatefulSet "
+        "was deleted, as whenDeleted: Retain says"
     )
 
 
@@ -58,8 +61,9 @@ def test_a_claim_another_controller_owns_is_not_deleted_and_fails_with_the_owner
     assert verdict.summary.startswith("web-1 was scaled away while its claim www-web-1 was not owned by it (owners: ")
     assert "ConfigMap/keeper" in verdict.summary
     assert verdict.diagnosis == [
-        "claim www-web-1 is owned by ConfigMap/keeper: the StatefulSet controller does not apply its retention "
-        "policy to a claim another controller controls (hasUnexpectedController)"
+        "claim www-web-1 is also owned by ConfigMap/keeper: the StatefulSet controller does not apply its "
+        "retention policy to a claim another controller controls (hasUnexpectedController), and the garbage "
+        "collector does not delete a claim while another owner exists"
     ]
     assert (PVC, "www-web-1") in sts.recorder.current
 
@@ -72,6 +76,15 @@ def test_a_claim_a_script_deletes_under_retain_fails(stateful) -> None:
     verdict = sts.verdict("claim_retention")
     assert verdict.status == "failed", verdict.explain()
     assert verdict.summary == (
-        "claim www-web-1 was deleted although whenScaled is Retain (and neither the test nor the StatefulSet's "
-        "deletion deleted it)"
+        "claim www-web-1 was deleted, but not by the test, not with a pod that owned it (whenScaled: Delete) and "
+        "not with the StatefulSet (whenDeleted: Delete); owners: none"
     )
+
+
+def test_nothing_follows_delete_statefulset(stateful) -> None:
+    sts = stateful(retained("Retain", replicas=1))
+    sts.delete_statefulset()
+    with pytest.raises(StepError, match=r"^scale: StatefulSet web was deleted by delete_statefulset, the last step$"):
+        sts.scale(2)
+    with pytest.raises(UsageError, match=r"^StatefulSet web was deleted by delete_statefulset earlier in this test"):
+        stateful(retained("Retain", replicas=1))

@@ -106,6 +106,12 @@ SPEC_CASES: list[Bad] = [
     Bad("omap_tag", _b(BASE + "steps: !!omap [{scale: 1}]\n"), 3, r"steps has the YAML tag !!omap"),
     Bad("int_tag_on_text", _b(BASE + "timeout: !!int abc\n"), 3, r"timeout: 'abc' is not a valid !!int"),
     Bad("bool_tag_on_text", _b(BASE + "timeout: !!bool maybe\n"), 3, r"'maybe' is not a valid !!bool"),
+    Bad(
+        "step_after_delete_statefulset",
+        _b(BASE + "steps:\n  - delete_statefulset: true\n  - scale: 2\n"),
+        5,
+        r"scale comes after delete_statefulset, which must be the last step: the StatefulSet is gone",
+    ),
     # keys
     Bad("complex_key_list", _b(BASE + "? [a, b]\n: 1\n"), 3, r"the document has a list as a key"),
     Bad("complex_key_map", _b(BASE + "? {a: 1}\n: 1\n"), 3, r"has a mapping as a key"),
@@ -683,6 +689,8 @@ def refused_by_the_loader(doc: dict[str, Any]) -> bool:
         doc.get("timeout", 0) > 86400
         or any(m in ("and", "or", "not") for m in doc.get("marks", []))
         or any(n.bit_length() >= 64 for n in ints(doc))
+        # A step that must be the last one (delete_statefulset) with another after it.
+        or any(BY_NAME[k].last for step in doc.get("steps", [])[:-1] for k in step if k in BY_NAME)
     )
 
 

@@ -4,6 +4,7 @@ what the StatefulSet controller or the garbage collector must not do."""
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable
 
 from recorded import SUBJECT, first, load, renumbered
@@ -37,7 +38,7 @@ def test_claims_deleted_as_both_delete_policies_say_pass() -> None:
     verdict = retention(load(RECORD))
     assert verdict.status == "passed", verdict.explain()
     assert verdict.summary == (
-        "2 claim(s) of 2 pod(s) scaled away deleted as whenScaled: Delete says; 2 claim(s) deleted with the "
+        "2 claim(s) of 2 pod(s) scaled away deleted with their pods; 2 claim(s) deleted with the "
         "StatefulSet as whenDeleted: Delete says"
     )
 
@@ -45,7 +46,7 @@ def test_claims_deleted_as_both_delete_policies_say_pass() -> None:
 def test_claims_kept_through_a_scale_down_as_retain_says_pass() -> None:
     verdict = retention(load("good"))
     assert verdict.status == "passed", verdict.explain()
-    assert verdict.summary == "2 claim(s) of 2 pod(s) scaled away kept as whenScaled: Retain says"
+    assert verdict.summary == "the claims of 2 pod(s) scaled away kept as whenScaled: Retain says"
 
 
 def test_a_pod_scaled_away_before_its_claim_was_given_to_it_fails() -> None:
@@ -60,7 +61,7 @@ def test_a_pod_scaled_away_before_its_claim_was_given_to_it_fails() -> None:
     assert verdict.status == "failed"
     assert verdict.summary == (
         "web-2 was scaled away while its claim www-web-2 was not owned by it (owners: StatefulSet/web): "
-        "whenScaled: Delete will not delete the claim"
+        "whenScaled: Delete will not delete it"
     )
 
 
@@ -73,8 +74,9 @@ def test_a_claim_another_controller_owns_is_named_in_the_diagnosis() -> None:
     verdict = retention(edited(load(RECORD), foreign))
     assert verdict.status == "failed"
     assert verdict.diagnosis == [
-        "claim www-web-2 is owned by Backup/nightly: the StatefulSet controller does not apply its retention "
-        "policy to a claim another controller controls (hasUnexpectedController)"
+        "claim www-web-2 is also owned by Backup/nightly: the StatefulSet controller does not apply its retention "
+        "policy to a claim another controller controls (hasUnexpectedController), and the garbage collector does "
+        "not delete a claim while another owner exists"
     ]
 
 
@@ -93,8 +95,9 @@ def test_a_scaled_up_pod_on_the_claim_of_before_the_scale_down_fails() -> None:
 
     verdict = retention(edited(timeline, kept))
     assert verdict.status == "failed"
-    assert verdict.summary.startswith(
-        f"web-1 was created again on claim www-web-1 of before the scale-down (UID {old[:8]})"
+    assert verdict.summary == (
+        "web-1 was created while its claim www-web-1 still belonged to the old web-1 (owner Pod/web-1): the "
+        "controller waits until such a claim is deleted (whenScaled: Delete)"
     )
 
 
@@ -105,8 +108,8 @@ def test_a_claim_deleted_under_retain_fails() -> None:
     verdict = retention(renumbered([*timeline.entries, gone]))
     assert verdict.status == "failed"
     assert verdict.summary == (
-        "claim www-web-2 was deleted although whenScaled is Retain (and neither the test nor the StatefulSet's "
-        "deletion deleted it)"
+        "claim www-web-2 was deleted, but not by the test, not with a pod that owned it (whenScaled: Delete) and "
+        "not with the StatefulSet (whenDeleted: Delete); owners: none"
     )
 
 
@@ -135,7 +138,10 @@ def test_claims_deleted_with_the_statefulset_under_retain_fail() -> None:
 
     verdict = retention(edited(load(RECORD), retain))
     assert verdict.status == "failed"
-    assert verdict.summary == "claim www-web-0 was deleted with StatefulSet web although whenDeleted is Retain"
+    assert re.fullmatch(
+        r"claim www-web-[01] was deleted with StatefulSet web although whenDeleted is Retain", verdict.summary
+    )
+    assert len(verdict.violations) == 2
 
 
 def test_a_run_that_ended_before_the_deletion_finished_is_incomplete() -> None:
@@ -149,7 +155,10 @@ def test_a_run_that_ended_before_the_deletion_finished_is_incomplete() -> None:
 
     verdict = retention(edited(timeline, unfinished))
     assert verdict.status == "incomplete", verdict.explain()
-    assert verdict.summary.startswith("the run ended before delete_statefulset finished waiting: 2 claim(s) of web")
+    assert verdict.summary == (
+        "the run ended before the deletion of StatefulSet web was waited for (delete_statefulset): nothing shows "
+        "what became of the claims"
+    )
 
 
 def test_a_run_without_scale_down_or_deletion_is_not_exercised() -> None:
@@ -163,3 +172,61 @@ def test_the_other_guarantees_judge_the_record_up_to_the_deletion() -> None:
     timeline = load(RECORD)
     assert run_check("stable_identity", timeline, SUBJECT).status == "passed"
     assert run_check("ordered_termination", timeline, SUBJECT).status == "passed"
+
+
+def test_a_claim_of_a_pod_scaled_away_that_never_goes_fails_once_the_set_settled() -> None:
+    # The pod owned it and went, yet the claim stays (a collector that never acts, a finalizer that holds it).
+    timeline = load(RECORD)
+
+    def stays(e: Entry) -> Entry | None:
+        if claim_of("www-web-2")(e) and (e.type == "DELETED" or e.get("deleting")):
+            return None
+        return e
+
+    verdict = retention(edited(timeline, stays))
+    assert verdict.status == "failed"
+    assert verdict.summary == (
+        "claim www-web-2 of web-2, scaled away under whenScaled: Delete, was still there after the StatefulSet "
+        "settled (owners: Pod/web-2)"
+    )
+
+
+def test_a_claim_of_a_kept_ordinal_deleted_by_someone_else_fails_whatever_the_policy() -> None:
+    timeline = load(RECORD)
+    cut = deletion(timeline)
+    last = [e for e in timeline.entries if claim_of("www-web-0")(e) and e.seq < cut][-1]
+    gone = dataclasses.replace(last, type="DELETED", t=last.t + 0.01, rv=str(int(last.rv) + 1))
+    entries = [e for e in timeline.entries if e.seq <= last.seq] + [gone]
+    verdict = retention(renumbered(entries))
+    assert verdict.status == "failed"
+    assert verdict.summary.startswith("claim www-web-0 was deleted, but not by the test, not with a pod that owned it")
+
+
+def test_each_event_is_judged_by_the_policy_in_force_then() -> None:
+    # whenScaled turned to Retain after the scale-down: the deletions made under Delete stay legal.
+    timeline = load(RECORD)
+    first_end = first(timeline, lambda e: e.kind == STEP and e.type == "end" and e.name == "scale")
+
+    def later_retain(e: Entry) -> Entry:
+        if e.kind == STS and e.seq > first_end.seq:
+            return dataclasses.replace(e, data={**e.data, "retention_when_scaled": "Retain"})
+        return e
+
+    verdict = retention(edited(timeline, later_retain))
+    assert verdict.status == "passed", verdict.explain()
+
+
+def test_a_statefulset_deleted_without_the_step_is_incomplete_not_failed() -> None:
+    # Someone else deleted it (kubectl, helm uninstall): the deletion shows in the StatefulSet's events,
+    # and nothing waited for the collector.
+    def no_step(e: Entry) -> Entry | None:
+        return None if e.kind == STEP and e.name == "delete_statefulset" else e
+
+    verdict = retention(edited(load(RECORD), no_step))
+    assert verdict.status == "incomplete", verdict.explain()
+
+
+def test_a_record_without_resource_versions_is_incomplete() -> None:
+    verdict = retention(edited(load(RECORD), lambda e: dataclasses.replace(e, rv="") if e.kind == PVC else e))
+    assert verdict.status == "incomplete"
+    assert verdict.summary.startswith("entries without a resourceVersion")

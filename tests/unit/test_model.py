@@ -963,12 +963,10 @@ def never_came_back(r: Run, pick: int) -> list[Entry] | None:
 def claim_recreated(r: Run, pick: int) -> list[Entry] | None:
     """stable_storage: a claim is deleted and created again (new UID, new volume)."""
     entries = list(r.timeline.entries)
-    claims = {e.name: e for e in entries if e.kind == PVC and e.type != "DELETED"}
-    if not claims:
+    picked = _live_claim(entries, pick)
+    if picked is None:
         return None
-    last = sorted(claims.values(), key=lambda e: e.name)[pick % len(claims)]
-    top = max(int(e.rv) for e in entries if e.rv.isdigit())
-    t = entries[-1].t + 0.1
+    last, top, t = picked
     return [
         *entries,
         dataclasses.replace(with_data(last, deleting=True), type="MODIFIED", rv=str(top + 10), t=t),
@@ -1001,13 +999,20 @@ def claim_not_given_to_pod(r: Run, pick: int) -> list[Entry] | None:
 def claim_deleted_while_retained(r: Run, pick: int) -> list[Entry] | None:
     """claim_retention: whenScaled: Retain, and a claim is deleted at the end of the run."""
     entries = list(r.timeline.entries)
+    picked = _live_claim(entries, pick)
+    if picked is None:
+        return None
+    last, top, t = picked
+    return [*entries, dataclasses.replace(with_data(last, deleting=True), type="DELETED", rv=str(top + 10), t=t)]
+
+
+def _live_claim(entries: list[Entry], pick: int) -> tuple[Entry, int, float] | None:
+    """A claim's latest entry (chosen by `pick`), the highest resourceVersion and a time after the run."""
     claims = {e.name: e for e in entries if e.kind == PVC and e.type != "DELETED"}
     if not claims:
         return None
     last = sorted(claims.values(), key=lambda e: e.name)[pick % len(claims)]
-    top = max(int(e.rv) for e in entries if e.rv.isdigit())
-    t = entries[-1].t + 0.1
-    return [*entries, dataclasses.replace(with_data(last, deleting=True), type="DELETED", rv=str(top + 10), t=t)]
+    return last, max(int(e.rv) for e in entries if e.rv.isdigit()), entries[-1].t + 0.1
 
 
 def old_claim_reused(r: Run, pick: int) -> list[Entry] | None:
