@@ -74,16 +74,23 @@ def check(timeline: Timeline, subject: Subject) -> Verdict:
     when_scaled = when_deleted = "Retain"
     claims: dict[str, Entry] = {}  # claim name -> its latest state (dropped when deleted)
     started: set[str] = set()  # UIDs whose deletion has begun
-    gone_pods: set[str] = set()  # names of pods whose (latest) object has begun to go
+    # Claim objects whose pod began to go while its ordinal was outside the spec: only such a claim may go
+    # with a pod that owns it (upstream never gives an in-range pod its claim: isClaimOwnerUpToDate).
+    condemned_claims: set[str] = set()
     set_deleted: Entry | None = None  # where the StatefulSet began to go
     set_deletion_policy = "Retain"
+    set_deletion_spec: range = range(0)
     scaled: dict[str, Entry] = {}  # claims whenScaled: Delete must remove: claim UID -> the pod's deletion
-    scaled_away = deleted_as_scaled = deleted_with_set = 0
+    # Claims still owned by their condemned pod when that pod was gone: the collector must delete them,
+    # whatever their owners say later.
+    doomed: dict[str, Entry] = {}
+    scaled_under: dict[str, int] = {"Delete": 0, "Retain": 0}  # pods scaled away, by the policy then
+    deleted_as_scaled = deleted_with_set = 0
     for e in events:
         if e.kind == STS:
             if e.type == "DELETED" or e.sts.deleting:
                 if set_deleted is None:
-                    set_deleted, set_deletion_policy = e, when_deleted
+                    set_deleted, set_deletion_policy, set_deletion_spec = e, when_deleted, spec
             else:
                 spec = e.sts.ordinals
                 when_scaled, when_deleted = e.sts.retention_when_scaled, e.sts.retention_when_deleted
@@ -93,11 +100,14 @@ def check(timeline: Timeline, subject: Subject) -> Verdict:
         if first_deleting:
             started.add(e.uid)
         if e.kind == POD:
-            if e.type == "ADDED":
-                gone_pods.discard(e.name)
+            if e.type == "ADDED" and when_scaled == "Delete":  # PodClaimIsStale holds only under Delete
                 for claim in (f"{t}-{e.name}" for t in templates):
                     state = claims.get(claim)
-                    if state is not None and state.uid not in started and f"Pod/{e.name}" in state.claim.owners:
+                    if (
+                        state is not None
+                        and state.uid not in started
+                        and (f"Pod/{e.name}" in state.claim.owners or state.uid in doomed)
+                    ):
                         violations.append(
                             Violation(
                                 f"{e.name} was created while its claim {claim} still belonged to the old {e.name} "
@@ -107,10 +117,15 @@ def check(timeline: Timeline, subject: Subject) -> Verdict:
                             )
                         )
             k = ordinal_of(e.name, name)
-            if first_deleting:
-                gone_pods.add(e.name)
+            if e.type == "DELETED":
+                for t in templates:
+                    s = claims.get(f"{t}-{e.name}")
+                    if s is not None and s.uid in condemned_claims and f"Pod/{e.name}" in s.claim.owners:
+                        doomed[s.uid] = e
+            if first_deleting and k is not None and k not in spec:
+                condemned_claims.update(s.uid for t in templates if (s := claims.get(f"{t}-{e.name}")) is not None)
             if first_deleting and set_deleted is None and k is not None and k not in spec and e.uid not in by_test:
-                scaled_away += 1
+                scaled_under[when_scaled] = scaled_under.get(when_scaled, 0) + 1
                 for claim in (f"{t}-{e.name}" for t in templates):
                     state = claims.get(claim)
                     if state is None or state.uid in started or when_scaled != "Delete":
@@ -136,9 +151,9 @@ def check(timeline: Timeline, subject: Subject) -> Verdict:
         before = claims.get(e.name)
         owners = before.claim.owners if before is not None and before.uid == e.uid else e.claim.owners
         if first_deleting and e.uid not in by_test:
-            owning_pod = next((o[4:] for o in owners if o.startswith("Pod/") and o[4:] in gone_pods), None)
+            with_pod = e.uid in condemned_claims and any(o.startswith(f"Pod/{name}-") for o in owners)
             by_set = set_deleted is not None and f"StatefulSet/{name}" in owners
-            if owning_pod is not None:
+            if with_pod:
                 deleted_as_scaled += e.uid in scaled
             elif by_set and set_deletion_policy == "Delete":
                 deleted_with_set += 1
@@ -162,10 +177,15 @@ def check(timeline: Timeline, subject: Subject) -> Verdict:
 
     # The end of the record.
     live = {c: s for c, s in claims.items() if s.uid not in started}
-    settled_ends = [e for e in steps if e.type == "end" and e.get("settled")]
-    lingering = sorted(c for c, s in live.items() if s.uid in scaled)
+    # delete_statefulset's end is no settle of the StatefulSet: its pods' claims may still be going.
+    settled_ends = [e for e in steps if e.type == "end" and e.get("settled") and e.name != "delete_statefulset"]
+    final_spec = set_deletion_spec if set_deleted is not None else spec
+    # A claim of an ordinal back in the spec is its pod's again (ClaimsMatchRetentionPolicy): not lingering.
+    lingering = sorted(
+        c for c, s in live.items() if s.uid in doomed or (s.uid in scaled and claim_ordinal(c) not in final_spec)
+    )
     for claim in lingering:
-        went = scaled[live[claim].uid]
+        went = doomed.get(live[claim].uid) or scaled[live[claim].uid]
         if any(s.seq > went.seq for s in settled_ends):
             violations.append(
                 Violation(
@@ -177,9 +197,18 @@ def check(timeline: Timeline, subject: Subject) -> Verdict:
             diagnosis += _foreign(live[claim], name)
     deletion = next((e for e in steps if e.type == "end" and e.name == "delete_statefulset"), None)
     kept_with_set = sorted(c for c in live if c not in lingering)
+    notes: list[str] = []
     if set_deleted is not None and set_deletion_policy == "Delete" and kept_with_set:
         if deletion is not None and deletion.get("ok"):
             for claim in kept_with_set:
+                if claim_ordinal(claim) not in set_deletion_spec:
+                    # Upstream reconciles the claims of existing pods only: a claim of an ordinal scaled away
+                    # before never got the StatefulSet as owner, and is kept.
+                    notes.append(
+                        f"claim {claim} was kept: its ordinal was outside the spec when StatefulSet {name} was "
+                        "deleted, and the controller gives the StatefulSet only the claims of pods it has"
+                    )
+                    continue
                 violations.append(
                     Violation(
                         f"claim {claim} was kept when StatefulSet {name} was deleted although whenDeleted is Delete "
@@ -199,7 +228,11 @@ def check(timeline: Timeline, subject: Subject) -> Verdict:
             ]
     if not violations:
         unfinished = set_deleted is not None and (deletion is None or not deletion.get("ok"))
-        waiting = [c for c in lingering if not any(s.seq > scaled[live[c].uid].seq for s in settled_ends)]
+        waiting = [
+            c
+            for c in lingering
+            if not any(s.seq > (doomed.get(live[c].uid) or scaled[live[c].uid]).seq for s in settled_ends)
+        ]
         if unfinished or waiting:
             why = (
                 f"the run ended before the deletion of StatefulSet {name} was waited for (delete_statefulset)"
@@ -209,17 +242,20 @@ def check(timeline: Timeline, subject: Subject) -> Verdict:
             return Verdict(GUARANTEE, "incomplete", f"{why}: nothing shows what became of the claims")
 
     parts = []
-    if scaled_away:
-        if when_scaled == "Delete" or deleted_as_scaled:
-            parts.append(f"{deleted_as_scaled} claim(s) of {scaled_away} pod(s) scaled away deleted with their pods")
-        else:
-            parts.append(f"the claims of {scaled_away} pod(s) scaled away kept as whenScaled: Retain says")
+    if scaled_under["Delete"]:
+        parts.append(
+            f"{deleted_as_scaled} claim(s) of {scaled_under['Delete']} pod(s) scaled away under whenScaled: Delete "
+            "deleted with their pods"
+        )
+    if scaled_under["Retain"]:
+        parts.append(f"the claims of {scaled_under['Retain']} pod(s) scaled away under whenScaled: Retain kept")
     if set_deleted is not None:
         if set_deletion_policy == "Delete":
             parts.append(f"{deleted_with_set} claim(s) deleted with the StatefulSet as whenDeleted: Delete says")
         else:
             parts.append(f"{len(live)} claim(s) kept when the StatefulSet was deleted, as whenDeleted: Retain says")
     verdict = judged(GUARANTEE, timeline, violations, "; ".join(parts), list(dict.fromkeys(diagnosis)), kinds=KINDS)
+    verdict.notes += notes
     if verdict.passed and not parts:
         return not_exercised(
             GUARANTEE,

@@ -840,7 +840,14 @@ class StatefulSetHandle:
             )
 
             def gone() -> bool:
-                owned = [c for c in self.recorder.snapshot(PVC) if owner in c.claim.owners and not c.claim.deleting]
+                # Claims the StatefulSet owns, and those its condemned pods own (whenScaled: Delete), go
+                # with their owners: the record must show it before it ends.
+                owned = [
+                    c
+                    for c in self.recorder.snapshot(PVC)
+                    if not c.claim.deleting
+                    and any(o == owner or o.startswith(f"Pod/{self.name}-") for o in c.claim.owners)
+                ]
                 return self.view.statefulset() is None and not self.view.pods() and not owned
 
             self._wait(gone, f"{self.name}, its pods and the claims it owns to be deleted", timeout)

@@ -27,8 +27,8 @@ def test_claims_scaled_away_and_deleted_with_the_statefulset_pass(stateful) -> N
     sts.delete_statefulset()
     verdict = sts.assert_claim_retention()
     assert verdict.summary == (
-        "2 claim(s) of 2 pod(s) scaled away deleted with their pods; 2 claim(s) deleted with the "
-        "StatefulSet as whenDeleted: Delete says"
+        "2 claim(s) of 2 pod(s) scaled away under whenScaled: Delete deleted with their pods; 2 claim(s) deleted "
+        "with the StatefulSet as whenDeleted: Delete says"
     )
     # The garbage collector's deletions after delete_statefulset are no pod that "never came back".
     sts.assert_stable_identity()
@@ -41,7 +41,7 @@ def test_claims_kept_under_retain_pass(stateful) -> None:
     assert {c.name for c in sts.recorder.snapshot(PVC)} == {"www-web-0", "www-web-1", "www-web-2"}
     verdict = sts.assert_claim_retention()
     assert verdict.summary == (
-        "the claims of 2 pod(s) scaled away kept as whenScaled: Retain says; 3 claim(s) kept when the StatefulSet "
+        "the claims of 2 pod(s) scaled away under whenScaled: Retain kept; 3 claim(s) kept when the StatefulSet "
         "was deleted, as whenDeleted: Retain says"
     )
 
