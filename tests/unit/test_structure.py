@@ -7,6 +7,7 @@ import builtins
 import importlib
 import inspect
 import pkgutil
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -200,3 +201,9 @@ def test_a_permanent_failure_is_not_retried() -> None:
     with pytest.raises(NotFound, match="delete pod web-7: 404 Not Found"):
         api.call("delete pod web-7", missing, retry=True)
     assert len(attempts) == 1
+
+
+def test_test_module_basenames_are_unique() -> None:
+    # tests/ has no packages: two modules of one basename break the collection of the whole suite.
+    names = Counter(p.name for p in (Path(__file__).resolve().parents[1]).rglob("test_*.py"))
+    assert [n for n, c in names.items() if c > 1] == []
