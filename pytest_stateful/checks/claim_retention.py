@@ -84,6 +84,9 @@ def check(timeline: Timeline, subject: Subject) -> Verdict:
     # Claims still owned by their condemned pod when that pod was gone: the collector must delete them,
     # whatever their owners say later.
     doomed: dict[str, Entry] = {}
+    # Of those, the ones whose ordinal was back in the spec when the pod went: the controller may still
+    # take such a claim back (its cache saw the pod terminating in range) before the collector acts.
+    reclaimable: set[str] = set()
     scaled_under: dict[str, int] = {"Delete": 0, "Retain": 0}  # pods scaled away, by the policy then
     deleted_as_scaled = deleted_with_set = 0
     for e in events:
@@ -111,19 +114,33 @@ def check(timeline: Timeline, subject: Subject) -> Verdict:
                         violations.append(
                             Violation(
                                 f"{e.name} was created while its claim {claim} still belonged to the old {e.name} "
-                                "(owner Pod/" + e.name + "): the controller waits until such a claim is deleted "
-                                "(whenScaled: Delete)",
+                                f"(owners: {', '.join(state.claim.owners) or 'none'}): the controller waits until "
+                                "such a claim is deleted (whenScaled: Delete)",
                                 e,
                             )
                         )
+            if e.type == "ADDED":
+                # A new life of the ordinal: its claims are judged afresh (taken back, or new).
+                for t in templates:
+                    if (s := claims.get(f"{t}-{e.name}")) is not None:
+                        condemned_claims.discard(s.uid)
+                        scaled.pop(s.uid, None)
             k = ordinal_of(e.name, name)
             if e.type == "DELETED":
                 for t in templates:
                     s = claims.get(f"{t}-{e.name}")
                     if s is not None and s.uid in condemned_claims and f"Pod/{e.name}" in s.claim.owners:
                         doomed[s.uid] = e
+                        if ordinal_of(e.name, name) in spec:
+                            reclaimable.add(s.uid)
             if first_deleting and k is not None and k not in spec:
-                condemned_claims.update(s.uid for t in templates if (s := claims.get(f"{t}-{e.name}")) is not None)
+                # May go with this pod: under whenScaled: Delete, or owned by it already (given under Delete).
+                condemned_claims.update(
+                    s.uid
+                    for t in templates
+                    if (s := claims.get(f"{t}-{e.name}")) is not None
+                    and (when_scaled == "Delete" or f"Pod/{e.name}" in s.claim.owners)
+                )
             if first_deleting and set_deleted is None and k is not None and k not in spec and e.uid not in by_test:
                 scaled_under[when_scaled] = scaled_under.get(when_scaled, 0) + 1
                 for claim in (f"{t}-{e.name}" for t in templates):
@@ -170,6 +187,16 @@ def check(timeline: Timeline, subject: Subject) -> Verdict:
                         e,
                     )
                 )
+        k = claim_ordinal(e.name)
+        if (
+            e.uid in reclaimable
+            and not deleting
+            and not any(o.startswith("Pod/") for o in e.claim.owners)
+            and k in spec
+        ):
+            # Taken back for a pod in range before the collector acted (Parallel: processReplica runs
+            # ClaimsMatchRetentionPolicy on a terminating pod): the collector then keeps it.
+            del doomed[e.uid]
         if e.type == "DELETED":
             claims.pop(e.name, None)
         else:

@@ -54,6 +54,7 @@ from pytest_stateful.timeline import (
     Entry,
     NodeData,
     Timeline,
+    ordinal_of,
 )
 from pytest_stateful.workload.charts import (
     ChartSource,
@@ -846,7 +847,10 @@ class StatefulSetHandle:
                     c
                     for c in self.recorder.snapshot(PVC)
                     if not c.claim.deleting
-                    and any(o == owner or o.startswith(f"Pod/{self.name}-") for o in c.claim.owners)
+                    and any(
+                        o == owner or (o.startswith("Pod/") and ordinal_of(o[4:], self.name) is not None)
+                        for o in c.claim.owners
+                    )
                 ]
                 return self.view.statefulset() is None and not self.view.pods() and not owned
 

@@ -96,7 +96,7 @@ def test_a_scaled_up_pod_on_the_claim_of_before_the_scale_down_fails() -> None:
     verdict = retention(edited(timeline, kept))
     assert verdict.status == "failed"
     assert verdict.summary == (
-        "web-1 was created while its claim www-web-1 still belonged to the old web-1 (owner Pod/web-1): the "
+        "web-1 was created while its claim www-web-1 still belonged to the old web-1 (owners: Pod/web-1): the "
         "controller waits until such a claim is deleted (whenScaled: Delete)"
     )
 
@@ -293,3 +293,70 @@ def test_a_claim_of_an_ordinal_scaled_away_before_whendeleted_became_delete_is_k
         "claim www-web-2 was kept: its ordinal was outside the spec when StatefulSet web was deleted, and the "
         "controller gives the StatefulSet only the claims of pods it has"
     ) in verdict.notes
+
+
+def _later(e: Entry, top: int, t: float, n: int, type_: str = "MODIFIED", **data: object) -> Entry:
+    return dataclasses.replace(e, data={**e.data, **data}, rv=str(top + n), t=t + n / 100, type=type_)
+
+
+def test_a_claim_reused_after_a_scale_up_and_then_lost_with_its_in_range_pod_fails() -> None:
+    # Retain: www-web-1 survives the scale-down and is web-1's again after the scale-up; then it is given
+    # to web-1 (upstream never does for a pod in range) and goes with it. Its earlier condemnation does
+    # not excuse that.
+    base = list(load("good").entries)
+    claim = [e for e in base if claim_of("www-web-1")(e)][-1]
+    pod = [e for e in base if e.kind == "Pod" and e.name == "web-1"][-1]
+    top, t = max(int(e.rv) for e in base if e.rv), base[-1].t
+    extra = [
+        _later(claim, top, t, 1, owners=["Pod/web-1"]),
+        Entry(0, t, STEP, "deletes", "delete_pod", data={"action": "delete_pod", "pods": ["web-1"], "uids": [pod.uid]}),
+        _later(pod, top, t, 2, deleting=True),
+        _later(pod, top, t, 3, "DELETED", deleting=True),
+        _later(claim, top, t, 4, owners=["Pod/web-1"], deleting=True),
+        _later(claim, top, t, 5, "DELETED", owners=["Pod/web-1"], deleting=True),
+    ]
+    verdict = retention(renumbered(base + extra))
+    assert verdict.status == "failed"
+    assert verdict.summary.startswith("claim www-web-1 was deleted, but not by the test, not with a pod that owned it")
+
+
+def test_a_claim_given_to_its_pod_under_retain_and_lost_with_it_fails() -> None:
+    # Retain: the last scale-down's web-2 owns www-web-2 (upstream never sets that under Retain), and the
+    # collector deletes the claim with the pod.
+    entries = list(load("good").entries)
+    went = [e for e in entries if e.kind == "Pod" and e.name == "web-2" and e.type == "DELETED"][-1]
+    claim = [e for e in entries if claim_of("www-web-2")(e) and e.seq < went.seq][-1]
+    owned = dataclasses.replace(claim, data={**claim.data, "owners": ["Pod/web-2"]}, rv=str(int(went.rv) - 1))
+    gone = dataclasses.replace(
+        claim, data={**claim.data, "owners": ["Pod/web-2"], "deleting": True}, rv=str(int(went.rv) + 1), type="DELETED"
+    )
+    at = entries.index(went)
+    verdict = retention(renumbered([*entries[:at], owned, went, gone, *entries[at + 1 :]]))
+    assert verdict.status == "failed"
+    assert verdict.summary.startswith("claim www-web-2 was deleted, but not by the test, not with a pod that owned it")
+
+
+def test_a_claim_taken_back_for_a_pod_back_in_range_just_after_the_old_pod_went_passes() -> None:
+    # Parallel: web-1 is still terminating when the set is scaled back to 2; processReplica takes the
+    # claim back for the set, and that update commits just after web-1's deletion: the collector keeps
+    # the claim and the new web-1 mounts it.
+    entries = list(load(RECORD).entries)
+    went = first(load(RECORD), lambda e: e.kind == "Pod" and e.name == "web-1" and e.type == "DELETED")
+    claim = [e for e in entries if claim_of("www-web-1")(e) and e.seq < went.seq][-1]
+    sts = [e for e in entries if e.kind == STS and e.seq < went.seq][-1]
+    new_pod = first(
+        load(RECORD), lambda e: e.kind == "Pod" and e.name == "web-1" and e.type == "ADDED" and e.seq > went.seq
+    )
+    rv = int(went.rv)
+    up = dataclasses.replace(sts, data={**sts.data, "replicas": 2}, rv=str(rv - 1), type="MODIFIED")
+    at = entries.index(went)
+    out = [*entries[:at], up, went]
+    out += [
+        dataclasses.replace(
+            claim, data={**claim.data, "owners": ["StatefulSet/web"], "deleting": False}, rv=str(rv + 1)
+        ),
+        dataclasses.replace(new_pod, rv=str(rv + 2)),
+        Entry(0, went.t + 1, STEP, "end", "scale", data={"action": "scale", "ok": True, "settled": True}),
+    ]
+    verdict = retention(renumbered(out))
+    assert verdict.status == "passed", verdict.explain()
