@@ -247,6 +247,15 @@ def ordinal_of(pod_name: str, sts_name: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def claim_ordinal(claim: str, templates: Iterable[str], sts_name: str) -> int | None:
+    """The ordinal of claim `<template>-<sts>-<ordinal>` (getPersistentVolumeClaimName) for one of these
+    templates, or None. Every template is tried: one may be a prefix of another."""
+    for t in templates:
+        if claim.startswith(f"{t}-") and (k := ordinal_of(claim[len(t) + 1 :], sts_name)) is not None:
+            return k
+    return None
+
+
 class Timeline:
     """An append-only, ordered record; cheap to replay, serialisable to JSON."""
 
@@ -265,10 +274,9 @@ class Timeline:
     def gaps(self, kind: str | None = None) -> list[Entry]:
         return [e for e in self.entries if e.kind == GAP and (kind is None or e.name == kind)]
 
-    def before_deletion(self, name: str) -> Timeline:
-        """The record up to the test's delete_statefulset of StatefulSet `name` (its last step): after it
-        the garbage collector deletes the pods all at once, which no guarantee but claim_retention is about."""
-        cut = next(
+    def deleted_at(self, name: str) -> int | None:
+        """Where the test's delete_statefulset of StatefulSet `name` (its last step) was recorded, or None."""
+        return next(
             (
                 e.seq
                 for e in self.entries
@@ -279,6 +287,11 @@ class Timeline:
             ),
             None,
         )
+
+    def before_deletion(self, name: str) -> Timeline:
+        """The record up to the test's delete_statefulset of StatefulSet `name`: after it the garbage
+        collector deletes the pods all at once, which no guarantee but claim_retention is about."""
+        cut = self.deleted_at(name)
         return self if cut is None else Timeline(e for e in self.entries if e.seq < cut)
 
     def statefulset(self, name: str) -> Entry | None:

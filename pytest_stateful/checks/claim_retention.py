@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from pytest_stateful.checks.verdict import Subject, Verdict, Violation, incomplete, judged, not_exercised
-from pytest_stateful.timeline import POD, PVC, STEP, STS, Entry, Timeline, ordinal_of
+from pytest_stateful.timeline import POD, PVC, STEP, STS, Entry, Timeline, claim_ordinal, ordinal_of
 
 GUARANTEE = "claim_retention"
 KINDS = (POD, PVC, STS, STEP)
@@ -40,15 +40,12 @@ def check(timeline: Timeline, subject: Subject) -> Verdict:
     final = timeline.statefulset(name)
     if final is None:
         return judged(GUARANTEE, timeline, [], "", [f"StatefulSet {name} was never seen in {subject.namespace}"])
-    templates = sorted(final.sts.claim_templates, key=len, reverse=True)
+    templates = list(final.sts.claim_templates)
     if not templates:
         return judged(GUARANTEE, timeline, [], "", [f"{name} has no volumeClaimTemplates: it has no claims to keep"])
 
-    def claim_ordinal(claim: str) -> int | None:
-        for t in templates:
-            if claim.startswith(f"{t}-") and (k := ordinal_of(claim[len(t) + 1 :], name)) is not None:
-                return k
-        return None
+    def ordinal(claim: str) -> int | None:
+        return claim_ordinal(claim, templates, name)
 
     steps = timeline.of(STEP)
     by_test = {u for e in steps if e.type == "deletes" for u in [*e.get("uids", []), *e.get("claim_uids", [])]}
@@ -57,7 +54,7 @@ def check(timeline: Timeline, subject: Subject) -> Verdict:
         for e in timeline.entries
         if (e.kind == STS and e.name == name)
         or (e.kind == POD and ordinal_of(e.name, name) is not None)
-        or (e.kind == PVC and claim_ordinal(e.name) is not None)
+        or (e.kind == PVC and ordinal(e.name) is not None)
     ]
     if not all(e.rv.isdigit() for e in events):
         return Verdict(
@@ -187,7 +184,7 @@ def check(timeline: Timeline, subject: Subject) -> Verdict:
                         e,
                     )
                 )
-        k = claim_ordinal(e.name)
+        k = ordinal(e.name)
         if (
             e.uid in reclaimable
             and not deleting
@@ -209,7 +206,7 @@ def check(timeline: Timeline, subject: Subject) -> Verdict:
     final_spec = set_deletion_spec if set_deleted is not None else spec
     # A claim of an ordinal back in the spec is its pod's again (ClaimsMatchRetentionPolicy): not lingering.
     lingering = sorted(
-        c for c, s in live.items() if s.uid in doomed or (s.uid in scaled and claim_ordinal(c) not in final_spec)
+        c for c, s in live.items() if s.uid in doomed or (s.uid in scaled and ordinal(c) not in final_spec)
     )
     for claim in lingering:
         went = doomed.get(live[claim].uid) or scaled[live[claim].uid]
@@ -228,7 +225,7 @@ def check(timeline: Timeline, subject: Subject) -> Verdict:
     if set_deleted is not None and set_deletion_policy == "Delete" and kept_with_set:
         if deletion is not None and deletion.get("ok"):
             for claim in kept_with_set:
-                if claim_ordinal(claim) not in set_deletion_spec:
+                if ordinal(claim) not in set_deletion_spec:
                     # Upstream reconciles the claims of existing pods only: a claim of an ordinal scaled away
                     # before never got the StatefulSet as owner, and is kept.
                     notes.append(

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 from pytest_stateful.checks.history import History
 from pytest_stateful.checks.verdict import Subject, Verdict, Violation, incomplete, judged, node_level, not_exercised
-from pytest_stateful.timeline import POD, PVC, STEP, STS, Entry, Timeline, ordinal_of
+from pytest_stateful.timeline import POD, PVC, STEP, STS, Entry, Timeline, claim_ordinal, ordinal_of
 
 GUARANTEE = "stable_storage"
 KINDS = (POD, PVC, STS, STEP)
@@ -42,7 +42,7 @@ def check(timeline: Timeline, subject: Subject) -> Verdict:
         diagnosis.append(f"{name} has no volumeClaimTemplates: its pods have no per-ordinal storage to keep")
 
     def ours(claim: str) -> bool:
-        return any(claim.startswith(f"{t}-") and ordinal_of(claim[len(t) + 1 :], name) is not None for t in templates)
+        return claim_ordinal(claim, templates, name) is not None
 
     # Claim objects the test deleted itself (delete_claim), by UID.
     deleted_by_test = {
@@ -110,8 +110,7 @@ def check(timeline: Timeline, subject: Subject) -> Verdict:
 
     def wanted(claim: str) -> bool:
         # Only an ordinal the StatefulSet still asks for gets its claim back.
-        ks = [ordinal_of(claim[len(t) + 1 :], name) for t in templates if claim.startswith(f"{t}-")]
-        return sts is not None and any(k is not None and k in sts.sts.ordinals for k in ks)
+        return sts is not None and claim_ordinal(claim, templates, name) in sts.sts.ordinals
 
     missing, held = _not_back(timeline, deleted_by_test, wanted)
     verdict.notes += held

@@ -211,7 +211,7 @@ class StatefulSetHandle:
             statefulset = names[0]
         elif statefulset not in names and not self.name:
             raise ManifestError(f"no StatefulSet named {statefulset!r} in the manifests (found: {', '.join(names)})")
-        if len(self.timeline.before_deletion(statefulset)) < len(self.timeline):
+        if self.recorder.timeline.deleted_at(statefulset) is not None:
             # Every guarantee but claim_retention stops judging it at the deletion: a second life unjudged.
             raise UsageError(
                 f"StatefulSet {statefulset} was deleted by delete_statefulset earlier in this test: its record ends "
@@ -903,13 +903,12 @@ class StatefulSetHandle:
         """Make schedulable again a node this test cordoned: by ordinal (the node cordoned for that
         ordinal's pod, which may since have been replaced) or by name."""
         if isinstance(node, int):
-            found = [n for n, ordinals in self._cordoned.items() if node in ordinals]
-            if not found:
+            name = _node_for(self._cordoned, node)
+            if name is None:
                 raise StepError(
                     f"uncordon_node {node}: no node was cordoned for {self.name}-{node} "
                     "(take cordon_node or drain_node first)"
                 )
-            name = found[-1]
         elif node in self._cordoned:
             name = node
         else:
@@ -919,13 +918,7 @@ class StatefulSetHandle:
                 "it only uncordons what it cordoned"
             )
         with self.step("uncordon_node", name, settle, timeout):
-            self._call(
-                f"uncordon node {name}",
-                self.cluster.core.patch_node,
-                name,
-                {"spec": {"unschedulable": False}},
-                retry=True,
-            )
+            self._set_unschedulable(name, False)
             del self._cordoned[name]
 
     def _cordon(self, node: str, ordinal: int) -> None:
@@ -934,13 +927,17 @@ class StatefulSetHandle:
         # Noted before the call: a cordon whose answer is lost is still undone at teardown.
         self._cordoned.setdefault(node, set()).add(ordinal)
         try:
-            self._call(
-                f"cordon node {node}", self.cluster.core.patch_node, node, {"spec": {"unschedulable": True}}, retry=True
-            )
+            self._set_unschedulable(node, True)
         except StatefulError:
             if self._cordoned.get(node) == {ordinal}:
                 del self._cordoned[node]
             raise
+
+    def _set_unschedulable(self, node: str, value: bool) -> None:
+        verb = "cordon" if value else "uncordon"
+        self._call(
+            f"{verb} node {node}", self.cluster.core.patch_node, node, {"spec": {"unschedulable": value}}, retry=True
+        )
 
     def _evict(self, pod: Entry, deadline: float) -> None:
         """Evict as `kubectl drain` does: a PodDisruptionBudget refuses with 429 while the eviction would
@@ -1078,10 +1075,10 @@ class StatefulSetHandle:
         return nodes
 
     def _failed_node(self, action: str, ordinal: int) -> str:
-        found = [n for n, ordinals in self._failed.items() if ordinal in ordinals]
-        if not found:
+        found = _node_for(self._failed, ordinal)
+        if found is None:
             raise StepError(f"{action} {ordinal}: no node was failed for {self.name}-{ordinal} (take fail_node first)")
-        return found[-1]
+        return found
 
     def _node(self, node: str) -> NodeData | None:
         entry = self.recorder.current.get((NODE, node))
@@ -1129,13 +1126,7 @@ class StatefulSetHandle:
         warning with the command that does it (teardown does not raise)."""
         for node in sorted(self._cordoned):
             try:
-                self._call(
-                    f"uncordon node {node}",
-                    self.cluster.core.patch_node,
-                    node,
-                    {"spec": {"unschedulable": False}},
-                    retry=True,
-                )
+                self._set_unschedulable(node, False)
             except StatefulError as exc:
                 warnings.warn(
                     f"node {node}, cordoned by this test, could not be uncordoned: {exc}; run: kubectl uncordon {node}",
@@ -1382,6 +1373,12 @@ def _causes(
 
 def _uid_at(cluster: ClusterHandle, path: str) -> str:
     return str((read_path(cluster, path).get("metadata") or {}).get("uid", ""))
+
+
+def _node_for(nodes: Mapping[str, set[int]], ordinal: int) -> str | None:
+    """The node (of those the test cordoned or failed) last noted for this ordinal's pod."""
+    found = [n for n, ordinals in nodes.items() if ordinal in ordinals]
+    return found[-1] if found else None
 
 
 __all__ = ["StatefulSetHandle"]

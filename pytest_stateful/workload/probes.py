@@ -18,7 +18,7 @@ from pytest_stateful.cluster.handle import ClusterHandle
 from pytest_stateful.dns import RESOLVE
 from pytest_stateful.errors import Forbidden, StepError
 from pytest_stateful.recorder import Recorder
-from pytest_stateful.timeline import DNS, POD, PROBE, PVC, SERVICE, Entry
+from pytest_stateful.timeline import DNS, POD, PROBE, SERVICE, Entry
 from pytest_stateful.workload.inside import Inside, Way
 from pytest_stateful.workload.view import WorkloadView
 
@@ -152,7 +152,7 @@ class Probes:
             if pod.pod.deleting or pod.pod.phase != "Running":
                 continue
             for template, mount in mounts.items():
-                claim = self.recorder.current.get((PVC, pod.pod.claims.get(template, "")))
+                claim = self.view.claim(pod.pod.claims.get(template, ""))
                 if claim is not None and claim.claim.deleting:
                     continue  # a claim being deleted (delete_claim) is not expected to keep data
                 way = self._way(pod, str(mount[0]))
